@@ -1,0 +1,87 @@
+"""Session fixtures: one native stack of the tests' own (ports, state, database, user id)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.settings import Settings, get_settings, load_db_credentials
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A short unique name for a test's own topic, bucket, table or stream."""
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment of the test stack, exported for this process and the CLIs it runs."""
+    state = tmp_path_factory.mktemp("pinpipe-state")
+    base = load_db_credentials(Path(os.environ.get("PINPIPE_DB_CREDS_FILE", "db_creds.yaml")))
+    creds = state / "db_creds.yaml"
+    creds.write_text(
+        yaml.safe_dump(
+            {
+                "HOST": base.HOST,
+                "USER": "pinpipe_test",
+                "PASSWORD": secrets.token_hex(8),
+                "DATABASE": f"pinterest_data_{secrets.token_hex(3)}",
+                "PORT": base.PORT,
+            }
+        )
+    )
+    env = {
+        "PINPIPE_USER_ID": f"t{secrets.token_hex(5)}",
+        "PINPIPE_STATE_DIR": str(state),
+        "PINPIPE_DB_CREDS_FILE": str(creds),
+        "PINPIPE_BROKER_PORT": str(free_port()),
+        "PINPIPE_LOCALSTACK_PORT": str(free_port()),
+        "PINPIPE_REST_PROXY_PORT": str(free_port()),
+        "PINPIPE_AIRFLOW_PORT": str(free_port()),
+        "PINPIPE_SEED_POSTS": "2000",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
+    """The native stack, started once for the whole test session and stopped at its end."""
+    from sqlalchemy import create_engine, text
+
+    from services.stack.stack import NativeStack
+
+    settings = Settings()
+    stack = NativeStack(settings)
+    try:
+        stack.up()
+        yield settings
+    finally:
+        stack.down()
+        admin = create_engine(
+            f"mysql+pymysql://{settings.mysql_admin_user}:{settings.mysql_admin_password}"
+            f"@{settings.db.HOST}:{settings.db.PORT}/"
+        )
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{settings.db.DATABASE}`"))
+        admin.dispose()
