@@ -27,6 +27,8 @@ stack_app = typer.Typer(
 db_app = typer.Typer(help="The MySQL source database: seed and profile.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
+emulate_app = typer.Typer(help="Post sampled source rows into the pipeline.", no_args_is_help=True)
+app.add_typer(emulate_app, name="emulate")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -103,8 +105,11 @@ def stack_status(as_json: JsonOpt = False) -> None:
 
 def _print_status(stack: Any) -> None:
     table = Table(title="native stack", title_justify="left")
-    for col in ("service", "state", "endpoint", "pid", "note"):
-        table.add_column(col)
+    table.add_column("service")
+    table.add_column("state")
+    table.add_column("endpoint", overflow="fold")
+    table.add_column("pid")
+    table.add_column("note")
     for s in stack.status():
         state = "[green]up[/]" if s.state == "up" else "[red]down[/]"
         table.add_row(s.name, state, s.endpoint, str(s.pid or "-"), s.detail)
@@ -191,6 +196,83 @@ def db_profile(as_json: JsonOpt = False) -> None:
         "[dim]Duplicates are not in the tables: the emulator samples rows with replacement, "
         "so the same row reaches the pipeline more than once.[/]"
     )
+
+
+# ---- emulate ----------------------------------------------------------------------------
+@emulate_app.command("batch")
+@friendly_errors
+def emulate_batch(
+    count: Annotated[
+        int | None, typer.Option(help="Events to post (each is a pin, a geo and a user row).")
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Stop after this many seconds (count unlimited unless given)."),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Events per second (default: as fast as possible).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Records per request (per topic).")] = 100,
+    seed: Annotated[
+        int | None, typer.Option(help="Sampling seed (same seed, same events).")
+    ] = None,
+    direct: Annotated[
+        bool, typer.Option(help="Post to the REST proxy, bypassing API Gateway.")
+    ] = False,
+    classic: Annotated[
+        bool,
+        typer.Option(help="Behave like the original script: one record per request, 0-1 s sleeps."),
+    ] = False,
+    retries: Annotated[int, typer.Option(help="Attempts per request for transient failures.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample rows (with replacement) and post them to the Kafka topics through the API."""
+    from emulator.batch import EmulationOptions, run_batch
+
+    if count is None and duration is None:
+        count = 1_000
+    opts = EmulationOptions(
+        count=count,
+        duration=duration,
+        rate=rate,
+        concurrency=concurrency,
+        batch_size=1 if classic else batch_size,
+        seed=seed,
+        direct=direct,
+        classic=classic,
+        max_attempts=retries,
+    )
+    total = count * 3 if count else None
+    with Progress(
+        TextColumn("posting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task("records", total=total)
+        summary = run_batch(get_settings(), opts, on_records=lambda n: progress.advance(task, n))
+    _print_summary(summary.as_dict(), as_json)
+    if summary.failed:
+        raise typer.Exit(3)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    table = Table(title=f"emulator → {summary['target']}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("events", "sent", "acknowledged", "failed", "missing_rows", "requests", "retries"):
+        table.add_row(key.replace("_", " "), f"{summary[key]:,}")
+    table.add_row("seconds", f"{summary['seconds']:.2f}")
+    table.add_row("events/s", f"{summary['events_per_second']:,.1f}")
+    console.print(table)
+    for reason, n in summary.get("errors", {}).items():
+        err_console.print(f"[red]{n:,} records failed:[/] {reason}", highlight=False)
 
 
 # ---- bench ------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ def template_values(settings: Settings) -> dict[str, str]:
         "BUCKET": settings.bucket,
         "TOPICS_REGEX": settings.topics_regex,
         "CONNECTOR_NAME": settings.connector_name,
+        "API_NAME": settings.api_name,
+        "KINESIS_ROLE_ARN": settings.kinesis_role_arn,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "REST_PROXY_LISTENER": settings.rest_proxy_url,
         "S3_STORE_URL": settings.aws_endpoint_url or "",

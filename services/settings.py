@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     user_id: str = DEFAULT_USER_ID
     runtime: Runtime = "native"
     aws_region: str = "us-east-1"
+    aws_account_id: str = "000000000000"
 
     state_dir: Path = PROJECT_ROOT / ".pinpipe"
     db_creds_file: Path = PROJECT_ROOT / "db_creds.yaml"
@@ -202,6 +203,10 @@ class Settings(BaseSettings):
     @property
     def kinesis_access_role(self) -> str:
         return f"{self.user_id}-kinesis-access-role"
+
+    @property
+    def kinesis_role_arn(self) -> str:
+        return f"arn:aws:iam::{self.aws_account_id}:role/{self.kinesis_access_role}"
 
     @property
     def dag_id(self) -> str:

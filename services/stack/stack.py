@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from services.errors import PinpipeError
 from services.settings import Settings
+from services.stack.api_gateway import ApiGatewayService
 from services.stack.base import NativeService, ServiceStatus
 from services.stack.broker import BrokerService
 from services.stack.localstack import LocalStackService
@@ -17,6 +18,7 @@ SERVICE_CLASSES: tuple[type[NativeService], ...] = (
     MySQLService,
     BrokerService,
     LocalStackService,
+    ApiGatewayService,
 )
 
 
