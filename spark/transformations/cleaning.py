@@ -1,0 +1,329 @@
+"""Cleaning shared by the batch and streaming jobs: raw sink records in, contract tables out.
+
+Each table's rules are data (``_Rules``): its key column, the placeholder values that mean
+"no value", and how text columns parse to numbers and timestamps. The cleaners, the split
+of rejected rows and the quality report all read the same rules, so they can't disagree.
+
+Nothing here triggers an action. The streaming job calls the cleaners inside
+``foreachBatch``, where each micro-batch is a static DataFrame, so the one window
+(``dedupe_by_ind``) is allowed there too; duplicates across micro-batches are the sink's
+job (a merge on ``ind``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Final, Literal
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DataType,
+    DecimalType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from services import contract as c
+
+Table = Literal["pin", "geo", "user"]
+Transform = Callable[[DataFrame], DataFrame]
+Parser = Callable[[Column], Column]
+
+IND: Final = "ind"
+PIN_KEY: Final = "index"
+REASON: Final = "reason"
+
+REJECT_MISSING_IND: Final = "missing ind"
+REJECT_NON_INTEGER_IND: Final = "ind is not an integer"
+
+# Datetimes arrive naive, as str() or isoformat() writes them; both read in the session
+# time zone, which the jobs set to UTC. "[.SSSSSS]" accepts 1 to 6 fraction digits.
+TIMESTAMP_FORMATS: Final = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]", "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]")
+
+# Exact decimal arithmetic: "1.5k" must be 1500, with no float rounding on the way. Its
+# 29 integer digits hold any long, so overflow shows up in the final cast, not before.
+_WIRE_DECIMAL: Final = DecimalType(38, 9)
+_MULTIPLIER: Final = DecimalType(10, 0)
+_LONG: Final = LongType()
+_FOLLOWER_PATTERN: Final = rf"^(\d+(?:\.\d+)?)({'|'.join(map(re.escape, c.FOLLOWER_SUFFIXES))})?$"
+_SAVE_LOCATION_PREFIX_PATTERN: Final = f"^{re.escape(c.SAVE_LOCATION_PREFIX)}"
+_ROW_NUMBER: Final = "_row_number"
+
+
+# ---- building blocks ----------------------------------------------------------------------
+def nullify_values(values_by_column: Mapping[str, Iterable[str]]) -> Transform:
+    """Return a transform that nulls each column where it equals one of its given values."""
+    values = {name: list(vals) for name, vals in values_by_column.items()}
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.withColumns(
+            {name: F.when(~F.col(name).isin(*vals), F.col(name)) for name, vals in values.items()}
+        )
+
+    return transform
+
+
+def blank_to_null(columns: Iterable[str]) -> Transform:
+    """Return a transform that nulls empty strings and single spaces in ``columns``."""
+    return nullify_values(dict.fromkeys(columns, c.BLANKS))
+
+
+def parse_integer(col: Column, data_type: DataType = _LONG) -> Column:
+    """Integer text ("874", also "874.0") to ``data_type``; fractions, garbage, overflow: null."""
+    number = F.trim(col).try_cast(_WIRE_DECIMAL)
+    return F.when(number == F.floor(number), number.try_cast(data_type))
+
+
+def parse_double(col: Column) -> Column:
+    """Decimal text to a double; garbage: null."""
+    return F.trim(col).try_cast(DoubleType())
+
+
+def parse_follower_count(col: Column) -> Column:
+    """Follower text to a long: "874", "51k", "1.5k" (1500), "2M", "1B"; anything else: null.
+
+    Suffixes are case-sensitive, as the contract writes them; a product that keeps a
+    fraction ("1.2345k") is rounded half up.
+    """
+    text = F.trim(col)
+    number = F.regexp_extract(text, _FOLLOWER_PATTERN, 1).try_cast(_WIRE_DECIMAL)
+    suffix = F.regexp_extract(text, _FOLLOWER_PATTERN, 2)
+    multiplier = F.try_element_at(_follower_multipliers(), suffix)
+    return F.round(F.try_multiply(number, multiplier), 0).try_cast(_LONG)
+
+
+def parse_timestamp(col: Column) -> Column:
+    """Naive datetime text, space- or ISO-separated, fraction optional, to a timestamp."""
+    text = F.trim(col)
+    return F.coalesce(*(F.try_to_timestamp(text, F.lit(fmt)) for fmt in TIMESTAMP_FORMATS))
+
+
+def dedupe_by_ind(df: DataFrame) -> DataFrame:
+    """Keep one row per ``ind``: the first by the other columns ascending, nulls last.
+
+    Ordering by every column makes the choice independent of partitioning and arrival
+    order; for pin it keeps the smallest ``unique_id``.
+    """
+    others = [F.col(name).asc_nulls_last() for name in df.columns if name != IND]
+    first = Window.partitionBy(IND).orderBy(*others)
+    return (
+        df.withColumn(_ROW_NUMBER, F.row_number().over(first))
+        .filter(F.col(_ROW_NUMBER) == 1)
+        .select(*df.columns)
+    )
+
+
+def _follower_multipliers() -> Column:
+    """Map of suffix to multiplier; no suffix multiplies by one."""
+    factors = {"": 1, **c.FOLLOWER_SUFFIXES}
+    return F.create_map(
+        *(
+            part
+            for suffix, factor in factors.items()
+            for part in (F.lit(suffix), F.lit(factor).cast(_MULTIPLIER))
+        )
+    )
+
+
+# ---- the rules of each table ------------------------------------------------------------
+@dataclass(frozen=True)
+class _Rules:
+    """What cleaning one table means: key column, placeholder values, parsers."""
+
+    key: str
+    columns: tuple[str, ...]
+    sentinels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    parsers: Mapping[str, Parser] = field(default_factory=dict)
+
+    def null_values(self) -> dict[str, tuple[str, ...]]:
+        """Per column but the key (a blank key rejects the row), its sentinels, then blanks."""
+        return {
+            name: (*self.sentinels.get(name, ()), *c.BLANKS)
+            for name in self.columns
+            if name != self.key
+        }
+
+
+# Blanks mean "no value" in every column, not only in contract.PIN_BLANKABLE: a blank
+# category or country would otherwise become a group of its own in the queries.
+_RULES: Final[Mapping[str, _Rules]] = {
+    "pin": _Rules(
+        key=PIN_KEY,
+        columns=c.PIN_SOURCE_COLUMNS,
+        sentinels=c.PIN_SENTINELS,
+        parsers={"follower_count": parse_follower_count},
+    ),
+    "geo": _Rules(
+        key=IND,
+        columns=c.GEO_SOURCE_COLUMNS,
+        parsers={
+            "timestamp": parse_timestamp,
+            "latitude": parse_double,
+            "longitude": parse_double,
+        },
+    ),
+    "user": _Rules(
+        key=IND,
+        columns=c.USER_SOURCE_COLUMNS,
+        parsers={
+            "age": partial(parse_integer, data_type=IntegerType()),
+            "date_joined": parse_timestamp,
+        },
+    ),
+}
+
+
+def _rejection_reason(key: str) -> Column:
+    """Why a raw row can't be kept (its key is missing or not an integer), else null."""
+    raw = F.col(key)
+    return F.when(raw.isNull() | raw.isin(*c.BLANKS), F.lit(REJECT_MISSING_IND)).when(
+        parse_integer(raw).isNull(), F.lit(REJECT_NON_INTEGER_IND)
+    )
+
+
+def _standardise(table: Table) -> Transform:
+    """Drop rejected rows, null the placeholders, parse the typed columns."""
+    rules = _RULES[table]
+
+    def transform(df: DataFrame) -> DataFrame:
+        return (
+            df.filter(_rejection_reason(rules.key).isNull())
+            .withColumn(rules.key, parse_integer(F.col(rules.key)))
+            .transform(nullify_values(rules.null_values()))
+            .withColumns({name: parse(F.col(name)) for name, parse in rules.parsers.items()})
+        )
+
+    return transform
+
+
+# ---- public entry points ----------------------------------------------------------------
+def split_rejected(df: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
+    """Split raw rows into those with a usable ind and the rest, with a ``reason`` column."""
+    reason = _rejection_reason(_RULES[table].key)
+    flagged = df.withColumn(REASON, reason)
+    return df.filter(reason.isNull()), flagged.filter(F.col(REASON).isNotNull())
+
+
+def clean_pin(df: DataFrame) -> DataFrame:
+    """Raw pin records to the contract's pin table (rows with a bad index are left out)."""
+    return (
+        df.transform(_standardise("pin"))
+        .withColumn(
+            "save_location", F.regexp_replace("save_location", _SAVE_LOCATION_PREFIX_PATTERN, "")
+        )
+        .withColumnRenamed(PIN_KEY, IND)
+        .select(*c.PIN_CLEAN_COLUMNS)
+        .transform(dedupe_by_ind)
+    )
+
+
+def clean_geo(df: DataFrame) -> DataFrame:
+    """Raw geo records to the contract's geo table (rows with a bad ind are left out)."""
+    latitude, longitude = F.col("latitude"), F.col("longitude")
+    # Half a coordinate locates nothing: either part missing makes the pair null.
+    coordinates = F.when(latitude.isNotNull() & longitude.isNotNull(), F.array(latitude, longitude))
+    return (
+        df.transform(_standardise("geo"))
+        .withColumn("coordinates", coordinates)
+        .select(*c.GEO_CLEAN_COLUMNS)
+        .transform(dedupe_by_ind)
+    )
+
+
+def clean_user(df: DataFrame) -> DataFrame:
+    """Raw user records to the contract's user table (rows with a bad ind are left out)."""
+    first_name, last_name = F.col("first_name"), F.col("last_name")
+    # concat_ws skips nulls: one missing name leaves the other alone, both missing is null.
+    user_name = F.when(
+        first_name.isNotNull() | last_name.isNotNull(), F.concat_ws(" ", first_name, last_name)
+    )
+    return (
+        df.transform(_standardise("user"))
+        .withColumn("user_name", user_name)
+        .select(*c.USER_CLEAN_COLUMNS)
+        .transform(dedupe_by_ind)
+    )
+
+
+CLEANERS: Final[Mapping[str, Transform]] = {
+    "pin": clean_pin,
+    "geo": clean_geo,
+    "user": clean_user,
+}
+
+
+# ---- data quality -------------------------------------------------------------------------
+RULE_ROWS: Final = "rows"
+RULE_REJECTED: Final = "rejected"
+RULE_DUPLICATE: Final = "duplicate"
+RULE_SENTINEL: Final = "sentinel"
+RULE_BLANK: Final = "blank"
+RULE_UNPARSEABLE: Final = "unparseable"
+
+QUALITY_SCHEMA: Final = StructType(
+    [
+        StructField("table", StringType(), False),
+        StructField("column", StringType()),
+        StructField("rule", StringType(), False),
+        StructField("value", StringType()),
+        StructField("count", LongType(), False),
+    ]
+)
+
+
+def quality_counts(raw_df: DataFrame, table: Table) -> DataFrame:
+    """What cleaning ``raw_df`` does, one row per (column, rule, value) with its count.
+
+    Rows: all input rows; rejected rows per reason; duplicate rows dropped (among rows
+    kept); per column, each sentinel and blank value nulled; per typed column, values that
+    were not placeholders yet failed to parse. One aggregation over the raw rows.
+    """
+    rules = _RULES[table]
+    key = F.col(rules.key)
+    reason = _rejection_reason(rules.key)
+    kept_ind = F.when(reason.isNull(), parse_integer(key))
+
+    metrics: list[tuple[str | None, str, str | None, Column]] = [
+        (None, RULE_ROWS, None, F.count(F.lit(1))),
+        *(
+            (rules.key, RULE_REJECTED, why, F.count_if(reason == why))
+            for why in (REJECT_MISSING_IND, REJECT_NON_INTEGER_IND)
+        ),
+        (IND, RULE_DUPLICATE, None, F.count(kept_ind) - F.count_distinct(kept_ind)),
+    ]
+    null_values = rules.null_values()
+    for name, values in null_values.items():
+        metrics.extend(
+            (
+                name,
+                RULE_BLANK if value in c.BLANKS else RULE_SENTINEL,
+                value,
+                F.count_if(F.col(name) == value),
+            )
+            for value in values
+        )
+    for name, parse in rules.parsers.items():
+        raw = F.col(name)
+        failed = raw.isNotNull() & ~raw.isin(*null_values[name]) & parse(raw).isNull()
+        metrics.append((name, RULE_UNPARSEABLE, None, F.count_if(failed)))
+
+    rows = [
+        F.struct(
+            F.lit(table).alias("table"),
+            F.lit(column).cast(StringType()).alias("column"),
+            F.lit(rule).alias("rule"),
+            F.lit(value).cast(StringType()).alias("value"),
+            count.cast(LongType()).alias("count"),
+        )
+        for column, rule, value, count in metrics
+    ]
+    metrics_row = raw_df.agg(F.array(*rows).alias("metrics"))
+    return metrics_row.select(F.inline("metrics")).select(*QUALITY_SCHEMA.fieldNames())

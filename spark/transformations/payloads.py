@@ -1,0 +1,80 @@
+"""Kinesis records to raw rows: decode the payload, parse it with an explicit schema.
+
+The API Gateway template base64-encodes the request's ``Data`` value, so Kinesis holds that
+value's JSON text: an object arrives as ``{"index": 2, ...}``, while a client that sent
+``Data`` already base64-encoded arrives as a JSON string literal holding the base64 text
+(``"eyJpbmRleCI6Mn0="``). Both decode to the same row here. Records that can't be decoded
+are kept apart with the reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from spark.sources.loading import CORRUPT, with_corrupt_column
+from spark.transformations.cleaning import REASON, Table, split_rejected
+from spark.transformations.schemas import RAW_SCHEMAS
+
+PAYLOAD: Final = "payload"
+ROW: Final = "_row"
+
+REJECT_NOT_BASE64: Final = "Data is a string but not base64"
+REJECT_MALFORMED: Final = "malformed JSON record"
+
+# Parsing the text as the value of a one-field object reads any JSON value into a string:
+# a string literal comes out unescaped, anything else as its own JSON text.
+_AS_STRING_SCHEMA: Final = "v STRING"
+
+
+def _is_json_string(text: Column) -> Column:
+    return F.ltrim(text).startswith('"')
+
+
+def _json_string_value(text: Column) -> Column:
+    return F.from_json(F.concat(F.lit('{"v":'), text, F.lit("}")), _AS_STRING_SCHEMA)["v"]
+
+
+def _decoded_payload(data: Column) -> Column:
+    """The row's JSON text: the record itself, or the base64 text it holds, decoded."""
+    text = data.cast("string")
+    unwrapped = F.try_to_binary(_json_string_value(text), F.lit("base64")).cast("string")
+    return F.when(_is_json_string(text), unwrapped).otherwise(text)
+
+
+def parse_records(records: DataFrame, table: Table) -> DataFrame:
+    """Add ``payload`` (the decoded JSON text), the parsed ``_row`` and the ``reason`` it failed.
+
+    ``reason`` is null for rows whose payload is a JSON object; the key checks of cleaning
+    come after (``split_payloads``).
+    """
+    schema = with_corrupt_column(RAW_SCHEMAS[table])
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+    text = F.col("data").cast("string")
+    parsed = records.withColumn(PAYLOAD, _decoded_payload(F.col("data"))).withColumn(
+        ROW, F.from_json(PAYLOAD, schema, options)
+    )
+    reason = F.when(_is_json_string(text) & F.col(PAYLOAD).isNull(), F.lit(REJECT_NOT_BASE64)).when(
+        F.col(ROW).isNull() | F.col(f"{ROW}.{CORRUPT}").isNotNull(), F.lit(REJECT_MALFORMED)
+    )
+    return parsed.withColumn(REASON, reason)
+
+
+def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
+    """Raw rows ready for cleaning, and the records rejected with their ``reason``.
+
+    The rejected keep every Kinesis column plus ``payload``; a record fails when it can't
+    be decoded or parsed, or when its key is missing or not an integer (cleaning's rule).
+    """
+    parsed = parse_records(records, table)
+    columns = RAW_SCHEMAS[table].fieldNames()
+    undecodable = parsed.filter(F.col(REASON).isNotNull()).drop(ROW)
+    decoded = parsed.filter(F.col(REASON).isNull()).drop(REASON)
+    rows = decoded.select(
+        *records.columns, PAYLOAD, *(F.col(f"{ROW}.{c}").alias(c) for c in columns)
+    )
+    kept, bad_key = split_rejected(rows, table)
+    rejected = undecodable.unionByName(bad_key.select(*undecodable.columns))
+    return kept.select(*columns), rejected
