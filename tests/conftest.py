@@ -35,7 +35,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         yaml.safe_dump(
             {
                 "HOST": base.HOST,
-                "USER": "pinpipe_test",
+                "USER": f"pinpipe_{secrets.token_hex(3)}",
                 "PASSWORD": secrets.token_hex(8),
                 "DATABASE": f"pinterest_data_{secrets.token_hex(3)}",
                 "PORT": base.PORT,
@@ -84,4 +84,6 @@ def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
         )
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{settings.db.DATABASE}`"))
+            for host in ("localhost", "%"):
+                conn.execute(text(f"DROP USER IF EXISTS '{settings.db.USER}'@'{host}'"))
         admin.dispose()

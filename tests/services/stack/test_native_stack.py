@@ -85,7 +85,9 @@ def test_status_json_lists_every_service(native_stack: Settings) -> None:
     services = {s["name"]: s for s in payload["services"]}
     assert {"mysql", "broker", "localstack"} <= set(services)
     for s in services.values():
-        assert s["state"] == "up" and s["pid"] and s["endpoint"]
+        assert s["state"] == "up" and s["endpoint"]
+    # every service that is a process of its own reports its pid (apigateway lives in LocalStack)
+    assert all(services[name]["pid"] for name in ("mysql", "broker", "localstack"))
     assert services["broker"]["endpoint"] == native_stack.kafka_bootstrap_servers
 
 
