@@ -1,0 +1,131 @@
+"""The shipped connector file and the validation of connector keys."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from services.config_files import S3_SINK_CONNECTOR_PROPERTIES, load_properties, template_values
+from services.errors import ConfigError
+from services.s3_sink.__main__ import main
+from services.s3_sink.config import load_connector_config
+from services.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = Settings(user_id="abc123def", aws_region="eu-west-1", localstack_port=14566)
+
+
+def test_the_shipped_file_holds_the_original_projects_keys_and_values() -> None:
+    props = load_properties(S3_SINK_CONNECTOR_PROPERTIES, template_values(SETTINGS))
+    assert props == {
+        "name": "abc123def-connector",
+        "connector.class": "io.confluent.connect.s3.S3SinkConnector",
+        "tasks.max": "3",
+        "topics.regex": "abc123def.*",
+        "s3.region": "eu-west-1",
+        "s3.bucket.name": "user-abc123def-bucket",
+        "store.url": "http://127.0.0.1:14566",
+        "storage.class": "io.confluent.connect.s3.storage.S3Storage",
+        "flush.size": "1",
+        "schema.compatibility": "NONE",
+        "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
+        "partitioner.class": "io.confluent.connect.storage.partitioner.DefaultPartitioner",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    }
+
+
+def test_on_aws_store_url_is_left_out() -> None:
+    aws = Settings(user_id="abc123def", runtime="aws")
+    props = load_properties(S3_SINK_CONNECTOR_PROPERTIES, template_values(aws))
+    assert "store.url" not in props
+    assert load_connector_config(aws).store_url == ""
+
+
+def test_the_shipped_file_validates_with_the_connector_defaults() -> None:
+    config = load_connector_config(SETTINGS)
+    assert config.group_id == "connect-abc123def-connector"
+    assert config.subscription == ["^(abc123def.*)$"]
+    assert config.matches("abc123def.pin") and not config.matches("xabc123def.pin")
+    assert (config.flush_size, config.rotate_interval_ms, config.rotate_schedule_interval_ms) == (
+        1,
+        -1,
+        -1,
+    )
+    assert (config.topics_dir, config.directory_delim, config.file_delim) == ("topics", "/", "+")
+    assert (config.errors_tolerance, config.dlq_topic, config.behavior_on_null_values) == (
+        "none",
+        "",
+        "fail",
+    )
+
+
+def test_overrides_win_and_consumer_overrides_reach_the_consumer() -> None:
+    config = load_connector_config(
+        SETTINGS,
+        overrides={
+            "flush.size": "500",
+            "errors.tolerance": "ALL",
+            "consumer.override.session.timeout.ms": "2000",
+        },
+    )
+    assert config.flush_size == 500
+    assert config.errors_tolerance == "all"
+    assert config.consumer_overrides == {"session.timeout.ms": "2000"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"format.class": "io.confluent.connect.s3.format.avro.AvroFormat"},
+            "format.class=.*AvroFormat is not supported",
+        ),
+        (
+            {"partitioner.class": "io.confluent.connect.storage.partitioner.TimeBasedPartitioner"},
+            "partitioner.class",
+        ),
+        ({"connector.class": "x.Other"}, "connector.class=x.Other is not supported"),
+        ({"value.converter.schemas.enable": "true"}, "schemas.enable must be false"),
+        ({"flush.size": "0"}, "flush.size"),
+        ({"topics": "a,b"}, "mutually exclusive"),
+        ({"topics.regex": "("}, "not a valid regex"),
+        (
+            {"errors.deadletterqueue.topic.name": "abc123def.dlq"},
+            "The DLQ topic 'abc123def.dlq' may not be included",
+        ),
+        ({"rotate.schedule.interval.ms": "60000"}, "Timezone cannot be empty"),
+        (
+            {"rotate.schedule.interval.ms": "60000", "timezone": "Mars/Base"},
+            "not a known time zone",
+        ),
+        ({"s3.compression.type": "gzip"}, "uncompressed"),
+        ({"store.kafka.keys": "true"}, "record values only"),
+        ({"errors.tolerance": "some"}, "errors.tolerance"),
+        ({"key.converter": "org.apache.kafka.connect.json.JsonConverter"}, "key.converter"),
+    ],
+)
+def test_what_the_native_sink_does_not_implement_is_refused_clearly(
+    overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_connector_config(SETTINGS, overrides=overrides)
+
+
+def test_a_missing_required_key_is_named() -> None:
+    with pytest.raises(ConfigError, match=re.escape('Missing required configuration "flush.size"')):
+        load_connector_config(SETTINGS, overrides={"flush.size": ""})
+
+
+def test_topics_list_replaces_the_regex() -> None:
+    config = load_connector_config(SETTINGS, overrides={"topics.regex": "", "topics": "a, b"})
+    assert config.topics == ("a", "b")
+    assert config.subscription == ["a", "b"]
+
+
+def test_the_command_line_reports_a_bad_configuration_and_exits_2() -> None:
+    assert main(["--set", "format.class=x", "--flush-size", "10"]) == 2
+    assert main(["--flush-size", "0"]) == 2
