@@ -24,7 +24,8 @@ PROJECT_ROOT = Path(os.environ.get("PINPIPE_HOME", Path(__file__).resolve().pare
 CONFIG_DIR = PROJECT_ROOT / "config"
 
 DEFAULT_USER_ID = "1a2b3c4d5e6f"
-TABLES = ("pin", "geo", "user")
+TableName = Literal["pin", "geo", "user"]
+TABLES: tuple[TableName, ...] = ("pin", "geo", "user")
 SOURCE_TABLES = {"pin": "pinterest_data", "geo": "geolocation_data", "user": "user_data"}
 
 Runtime = Literal["native", "compose", "aws"]
@@ -134,6 +135,10 @@ class Settings(BaseSettings):
     api_name: str = ""
     api_stage: str = "test"
 
+    # Native REST proxy only (the Confluent proxy has no such limit): the largest request
+    # body it reads, API Gateway's own payload limit, so whatever passes the gateway passes.
+    rest_proxy_max_body_bytes: int = 10 * 1024 * 1024
+
     # Source database admin (used only by the native stack to create the app user).
     mysql_admin_user: str = "root"
     mysql_admin_password: str = Field(default="", repr=False)
@@ -141,6 +146,65 @@ class Settings(BaseSettings):
 
     seed: int = 42
     seed_posts: int = 11_000
+
+    # Spark batch job. The reader "boto3" lists and GETs objects itself (works offline,
+    # no s3a); "spark" uses Spark's own JSON reader on batch_source_root (s3a://, a
+    # Unity Catalog volume, or a mount: the original's "mount" step is this setting).
+    batch_reader: Literal["boto3", "spark"] = "boto3"
+    batch_source_root: str = ""
+    # Where cleaned tables and answers go: a local folder natively (LocalStack keeps no
+    # S3 data across restarts), s3:// or a volume elsewhere.
+    warehouse_uri: str = ""
+    table_writer: Literal["delta-rs", "spark-delta", "parquet"] = "delta-rs"
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
+
+    # Orchestration: the Airflow DAG <uid>_dag (services/orchestration). dag_runner picks the
+    # operator that runs the batch job: "local" runs `pinpipe batch run` in the project venv;
+    # "databricks" (MWAA) runs the deployed job <uid>-pinpipe-batch when its id is known,
+    # else submits spark/jobs/batch.py as a one-off spark_python_task run.
+    dag_runner: Literal["local", "databricks"] = "local"
+    dag_retries: int = 2
+    dag_retry_delay_minutes: float = 5.0
+    # The sink writes all day long: no new object for this long means ingestion is broken.
+    dag_freshness_hours: float = 24.0
+    project_venv: Path = PROJECT_ROOT / ".venv"
+    airflow_venv: Path = PROJECT_ROOT / ".venv-airflow"
+    airflow_dags_folder: Path = PROJECT_ROOT / "airflow" / "dags"
+    # Local standalone only: whether its scheduler creates the @daily runs itself. Off by
+    # default, or every `make airflow` after midnight would start a Spark job unasked (the
+    # latest daily run); triggered runs always run.
+    airflow_scheduled_runs: bool = False
+    databricks_conn_id: str = "databricks_default"
+    # Set by the MWAA startup script that aws_deploy writes.
+    databricks_batch_job_id: int | None = None
+    # Without a job id: where spark/jobs/batch.py and pinpipe's wheel were uploaded
+    # (/Workspace or /Volumes paths), and the cluster (empty: a new job cluster per run).
+    databricks_python_file: str = ""
+    databricks_wheel: str = ""
+    databricks_cluster_id: str = ""
+    # Runtime 17.3 LTS ships Spark 4.0, the minor version the project pins.
+    databricks_spark_version: str = "17.3.x-scala2.13"
+    databricks_node_type: str = "m5d.large"
+    databricks_num_workers: int = 1
+
+    # Streaming: the Spark Structured Streaming job (spark/jobs/streaming.py). The source
+    # "native" is the project's own Kinesis reader (boto3, works offline); "databricks" is
+    # the runtime's built-in kinesis format. An empty checkpoint root means
+    # state_dir/checkpoints; a query's checkpoint is a folder under it.
+    stream_source: Literal["native", "databricks"] = "native"
+    stream_starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    stream_trigger_seconds: float = 2.0
+    stream_checkpoint_root: str = ""
+
+    @property
+    def quarantine_table(self) -> str:
+        """Delta table of stream records that could not be decoded or keyed."""
+        return f"{self.user_id}_quarantine_table"
+
+    @property
+    def checkpoint_root(self) -> str:
+        return self.stream_checkpoint_root or str(self.state_dir / "checkpoints")
 
     @field_validator("user_id")
     @classmethod
@@ -163,6 +227,10 @@ class Settings(BaseSettings):
         if not self.api_name:
             self.api_name = f"{self.user_id}-pinterest-api"
         self.state_dir = self.state_dir.resolve()
+        if not self.warehouse_uri:
+            self.warehouse_uri = str(self.state_dir / "warehouse")
+        if not self.batch_source_root:
+            self.batch_source_root = f"s3a://{self.bucket}"
         return self
 
     # ---- names (the contract's table) -------------------------------------------------
@@ -225,6 +293,10 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
 
     @property
     def pids_dir(self) -> Path:

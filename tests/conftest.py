@@ -87,3 +87,25 @@ def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
             for host in ("localhost", "%"):
                 conn.execute(text(f"DROP USER IF EXISTS '{settings.db.USER}'@'{host}'"))
         admin.dispose()
+
+
+INGESTED_EVENTS = 300
+
+
+@pytest.fixture(scope="session")
+def ingested_bucket(native_stack: Settings) -> Settings:
+    """The stack after the emulator posted events through API Gateway and the sink stored them.
+
+    Events are sampled with replacement (seed 1), so some inds arrive more than once.
+    """
+    from emulator.batch import EmulationOptions, run_batch
+    from services.hops import wait_for_bucket
+
+    summary = run_batch(
+        native_stack, EmulationOptions(count=INGESTED_EVENTS, seed=1, batch_size=100)
+    )
+    assert summary.failed == 0, summary.errors
+    expected = {t: INGESTED_EVENTS for t in native_stack.topics.values()}
+    counts = wait_for_bucket(native_stack, expected, timeout=180)
+    assert counts.records == expected, counts
+    return native_stack

@@ -8,18 +8,26 @@ from dataclasses import dataclass
 
 from services.errors import PinpipeError
 from services.settings import Settings
+from services.stack.airflow import AirflowService
 from services.stack.api_gateway import ApiGatewayService
 from services.stack.base import NativeService, ServiceStatus
 from services.stack.broker import BrokerService
 from services.stack.localstack import LocalStackService
 from services.stack.mysql import MySQLService
+from services.stack.rest_proxy import RestProxyService
+from services.stack.s3_sink import S3SinkService
 
 SERVICE_CLASSES: tuple[type[NativeService], ...] = (
     MySQLService,
     BrokerService,
+    RestProxyService,
     LocalStackService,
+    S3SinkService,
     ApiGatewayService,
 )
+# Opt-in services: `stack up` leaves them alone (Airflow takes 20-45 s and ~1.5 GB), but
+# `stack status` reports them and `stack down` stops them.
+OPTIONAL_SERVICE_CLASSES: tuple[type[NativeService], ...] = (AirflowService,)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class NativeStack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.services: list[NativeService] = [cls(settings) for cls in SERVICE_CLASSES]
+        self.optional: list[NativeService] = [cls(settings) for cls in OPTIONAL_SERVICE_CLASSES]
 
     def up(self, on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:
         """Bring every service up; on a failure stop what the stack owns and re-raise."""
@@ -55,7 +64,7 @@ class NativeStack:
 
     def down(self) -> dict[str, bool]:
         """Stop exactly the processes the stack started, last first."""
-        return {s.name: s.down() for s in reversed(self.services)}
+        return {s.name: s.down() for s in reversed([*self.services, *self.optional])}
 
     def status(self) -> list[ServiceStatus]:
-        return [s.status() for s in self.services]
+        return [s.status() for s in [*self.services, *self.optional]]

@@ -1,0 +1,77 @@
+"""Load the S3 sink's layout into raw DataFrames, with explicit schemas, never inferred.
+
+Both readers give the same columns: the raw fields of the table (all strings), the
+object the record came from (``_source``) and ``_corrupt_record`` (the line, when it was
+not a JSON object of the expected shape).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from services.settings import Settings
+from spark.sources.s3_lines import S3LinesDataSource
+from spark.transformations.schemas import RAW_SCHEMAS
+
+SOURCE = "_source"
+CORRUPT = "_corrupt_record"
+
+
+def with_corrupt_column(schema: StructType) -> StructType:
+    return StructType([*schema.fields, StructField(CORRUPT, StringType())])
+
+
+def topic_prefix(settings: Settings, table: str) -> str:
+    """Where the Confluent S3 sink puts a topic's objects (topics.dir is ``topics``)."""
+    return f"topics/{settings.topics[table]}/"
+
+
+def parse_lines(lines: DataFrame, table: str) -> DataFrame:
+    """JSON lines of one table's topic to its raw columns (plus ``_source``, ``_corrupt_record``)."""
+    schema = with_corrupt_column(RAW_SCHEMAS[table])
+    parsed = F.from_json(
+        "value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+    )
+    return lines.select(parsed.alias("r"), F.col("key").alias(SOURCE)).select("r.*", SOURCE)
+
+
+def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    path = f"{settings.batch_source_root.rstrip('/')}/{topic_prefix(settings, table)}"
+    return (
+        spark.read.schema(with_corrupt_column(RAW_SCHEMAS[table]))
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", "*.json")
+        .json(path)
+        .withColumn(SOURCE, F.input_file_name())
+    )
+
+
+def load_raw_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
+    """Raw records of the three tables, read with the configured reader.
+
+    The boto3 reader lists and fetches every topic's objects in one scan (cached), so the
+    per-object cost is paid once however many actions follow.
+    """
+    if settings.batch_reader == "spark":
+        return {t: _read_with_spark(spark, settings, t) for t in settings.topics}
+    spark.dataSource.register(S3LinesDataSource)
+    options = {
+        "bucket": settings.bucket,
+        "prefix": "topics/",
+        "region": settings.aws_region,
+        "endpoint_url": settings.aws_endpoint_url or "",
+    }
+    lines = spark.read.format(S3LinesDataSource.name()).options(**options).load().cache()
+    return {
+        table: parse_lines(lines.filter(F.col("topic") == topic), table)
+        for table, topic in settings.topics.items()
+    }
+
+
+def load_raw(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    """Raw records of one table (see ``load_raw_tables``)."""
+    return load_raw_tables(spark, settings)[table]
