@@ -7,16 +7,19 @@ PYTHON313 ?= $(shell command -v python3.13 || ls -d /root/.pyenv/versions/3.13*/
 VENV      := .venv
 BIN       := $(VENV)/bin
 LS_VENV   := .venv-localstack
+AF_VENV   := .venv-airflow
+AF_LOCK   := airflow/requirements-airflow-3.0.6-py311.lock.txt
 STATE     := .pinpipe
+DEMO_EVENTS ?= 1000
 PIN       := $(BIN)/pinpipe
 LOCALSTACK_PINS := 'localstack-core[runtime]==4.14.0' 'cbor2<6' 'pyopenssl<26' 'cryptography<47' service_identity
 
-.PHONY: help setup demo test lint bench stack-up stack-down status clean
+.PHONY: help setup demo test lint bench stack-up stack-down status clean airflow airflow-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(LS_VENV)/.installed db_creds.yaml ## Install everything the project needs (idempotent)
+setup: $(STATE)/.system-packages $(VENV)/.installed $(LS_VENV)/.installed $(AF_VENV)/.installed db_creds.yaml ## Install everything the project needs (idempotent)
 
 $(VENV)/.installed: pyproject.toml
 	@mkdir -p $(STATE)/logs
@@ -44,14 +47,49 @@ $(LS_VENV)/.installed:
 	  || { tail -n 30 $(CURDIR)/$(STATE)/logs/setup-localstack.log; exit 1; }
 	@touch $@
 
+# Airflow's pins conflict with the project's, so it gets its own venv. The lock is complete
+# (`pip check` passes on it alone), hence --no-deps: no resolver run, exactly the locked set.
+# pinpipe goes in with --no-deps too: the DAG imports only its light modules, whose few
+# dependencies (pydantic-settings, PyYAML, boto3, httpx) the lock already holds.
+$(AF_VENV)/.installed: $(AF_LOCK) pyproject.toml
+	@mkdir -p $(STATE)/logs
+	@echo "==> Airflow venv ($(AF_VENV)) with Python 3.11: Airflow 3.0.6 from $(AF_LOCK)"
+	@test -x $(AF_VENV)/bin/python || $(PYTHON311) -m venv $(AF_VENV)
+	@{ $(AF_VENV)/bin/pip install -U pip \
+	  && $(AF_VENV)/bin/pip install --no-deps -r $(AF_LOCK) \
+	  && $(AF_VENV)/bin/pip install --no-deps -e . ; } >$(STATE)/logs/setup-airflow.log 2>&1 \
+	  || { tail -n 30 $(STATE)/logs/setup-airflow.log; exit 1; }
+	@touch $@
+
+# Debian packages the tests and the demo use: a real Kafka client (kcat) and a browser to
+# render the report. Skipped when present; needs root (apt-get) when not.
+SYSTEM_PACKAGES := chromium kcat
+$(STATE)/.system-packages:
+	@mkdir -p $(STATE)/logs
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> Debian packages:$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+	    >$(STATE)/logs/setup-apt.log 2>&1 || { tail -n 20 $(STATE)/logs/setup-apt.log; \
+	    echo "Installing$$missing failed: run as root, or install them yourself."; exit 1; }; \
+	fi
+	@touch $@
+
 db_creds.yaml:
 	@cp db_creds.example.yaml db_creds.yaml
 	@echo "==> created db_creds.yaml from db_creds.example.yaml (local defaults)"
 
 demo: setup ## Run the pipeline on the native stack and show its results
+	@echo "==> runtime: native (local processes; see README for compose and AWS)"
 	@$(PIN) stack up
 	@$(PIN) db seed
 	@$(PIN) db profile
+	@$(PIN) emulate batch --count $(DEMO_EVENTS) --seed 1 --hops
+	@$(PIN) batch run
+	@$(PIN) stream demo --count 300 --rate 20
+	@$(PIN) airflow up
+	@$(PIN) airflow trigger --wait
+	@echo "==> batch report: $(CURDIR)/$(STATE)/reports/batch-report.html"
 
 test: setup ## Install what the tests need and run them all
 	@$(BIN)/python -m pytest
@@ -70,8 +108,30 @@ stack-up: setup ## Start and provision the native services
 stack-down: ## Stop the native services the stack started
 	@test -x $(PIN) && $(PIN) stack down || true
 
+airflow: setup ## Start Airflow standalone (opt-in: 20-45 s, ~1.5 GB) and print its URL and login
+	@$(PIN) airflow up
+
+airflow-down: ## Stop Airflow standalone
+	@test -x $(PIN) && $(PIN) airflow down || true
+
 status: ## Show the native services' state
 	@$(PIN) stack status
 
 clean: stack-down ## Stop the stack and remove local state (keeps the venvs)
 	@rm -rf $(STATE)
+
+# ---- AWS: aws-target.yaml (or PINPIPE_AWS_*), see README "Deploy to AWS" --------------------
+.PHONY: plan-aws deploy-aws destroy-aws deploy-aws-local
+DEPLOY_ARGS ?=
+
+plan-aws: setup ## Show what deploy-aws would create, update or leave (reads only)
+	@$(PIN) deploy plan $(DEPLOY_ARGS)
+
+deploy-aws: setup ## Deploy the pipeline to AWS and Databricks (idempotent)
+	@$(PIN) deploy apply $(DEPLOY_ARGS)
+
+destroy-aws: setup ## Remove what deploy-aws created, nothing else (asks first)
+	@$(PIN) deploy destroy $(DEPLOY_ARGS)
+
+deploy-aws-local: stack-up ## Dry run of deploy-aws on the native stack's LocalStack
+	@$(PIN) deploy apply --endpoint local $(DEPLOY_ARGS)
