@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,20 +94,50 @@ def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
 INGESTED_EVENTS = 300
 
 
-@pytest.fixture(scope="session")
-def ingested_bucket(native_stack: Settings) -> Settings:
-    """The stack after the emulator posted events through API Gateway and the sink stored them.
+def user_of_its_own(settings: Settings, prefix: str) -> Settings:
+    """The test stack seen by a new user id: its own topics (1 partition) and bucket."""
+    import boto3
+    from confluent_kafka.admin import AdminClient, NewTopic
 
-    Events are sampled with replacement (seed 1), so some inds arrive more than once.
+    own = settings.model_copy(update={"user_id": unique_name(prefix)})
+    admin = AdminClient({"bootstrap.servers": own.kafka_bootstrap_servers})
+    for future in admin.create_topics([NewTopic(t, 1, 1) for t in own.topics.values()]).values():
+        future.result(timeout=15)
+    boto3.client("s3", **own.boto3_kwargs()).create_bucket(Bucket=own.bucket)
+    return own
+
+
+def start_sink(settings: Settings, flush_size: int = 1) -> subprocess.Popen[bytes]:
+    """A sink process for ``settings.user_id``'s topics and bucket (the stack's serves its own)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.s3_sink", "--flush-size", str(flush_size)],
+        env={**os.environ, "PINPIPE_USER_ID": settings.user_id},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="session")
+def ingested_bucket(native_stack: Settings) -> Iterator[Settings]:
+    """A user of its own after the emulator posted events through API Gateway into S3.
+
+    Events are sampled with replacement (seed 1), so some inds arrive more than once. No
+    other test writes to this user's topics or bucket.
     """
     from emulator.batch import EmulationOptions, run_batch
     from services.hops import wait_for_bucket
 
-    summary = run_batch(
-        native_stack, EmulationOptions(count=INGESTED_EVENTS, seed=1, batch_size=100)
-    )
-    assert summary.failed == 0, summary.errors
-    expected = {t: INGESTED_EVENTS for t in native_stack.topics.values()}
-    counts = wait_for_bucket(native_stack, expected, timeout=180)
-    assert counts.records == expected, counts
-    return native_stack
+    settings = user_of_its_own(native_stack, "ing")
+    sink = start_sink(settings)
+    try:
+        summary = run_batch(
+            settings, EmulationOptions(count=INGESTED_EVENTS, seed=1, batch_size=100)
+        )
+        assert summary.failed == 0, summary.errors
+        expected = {t: INGESTED_EVENTS for t in settings.topics.values()}
+        counts = wait_for_bucket(settings, expected, timeout=180)
+        assert counts.records == expected, counts
+    finally:
+        sink.terminate()
+        sink.wait(timeout=30)
+    yield settings

@@ -15,8 +15,14 @@ DATABRICKS_PATH_PREFIXES = ("/Volumes/", "/Workspace/", "/dbfs/")
 
 
 def batch_arguments(settings: Settings) -> list[str]:
-    """spark/jobs/batch.py's flags, whichever runner: the same job with the same parameters."""
+    """spark/jobs/batch.py's flags, whichever runner: the same job with the same parameters.
+
+    The user id is passed explicitly: an existing cluster or another process's environment
+    may carry a different one.
+    """
     return [
+        "--user-id",
+        settings.user_id,
         "--reader",
         settings.batch_reader,
         "--source-root",

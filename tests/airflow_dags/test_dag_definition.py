@@ -43,6 +43,8 @@ VARIANTS = {
     "misconfigured": {"PINPIPE_DAG_RUNNER": "databricks"},
 }
 BATCH_PARAMETERS = [
+    "--user-id",
+    USER_ID,
     "--reader",
     "spark",
     "--source-root",

@@ -187,7 +187,14 @@ def test_apply_uploads_once_and_creates_both_jobs_as_typed_settings(
         assert payload["name"] == f"{UID}-pinpipe-{kind}"
         assert "mount" not in json.dumps(payload) and "dbfs:" not in json.dumps(payload)
     batch_args = server.created[0]["tasks"][0]["spark_python_task"]["parameters"]
-    assert batch_args[:4] == ["--reader", "spark", "--source-root", f"s3://user-{UID}-bucket"]
+    assert batch_args[:6] == [
+        "--user-id",
+        UID,
+        "--reader",
+        "spark",
+        "--source-root",
+        f"s3://user-{UID}-bucket",
+    ]
     assert first.ctx.outputs["databricks_batch_job_id"] == "100"
 
     writes = len(server.writes())

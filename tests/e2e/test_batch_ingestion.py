@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from emulator.batch import EmulationOptions, run_batch
 from emulator.sampler import RowSampler
 from services.settings import Settings
 from services.source_db.database import make_engine
-from tests.conftest import unique_name
+from tests.conftest import start_sink, user_of_its_own
 
 pytestmark = pytest.mark.e2e
 
@@ -25,26 +20,8 @@ EVENTS = 50
 
 
 @pytest.fixture
-def own_user(native_stack: Settings) -> Iterator[Settings]:
-    """The test stack, seen by a user id of the test's own: own topics and bucket."""
-    settings = native_stack.model_copy(update={"user_id": unique_name("e2e")})
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    for future in admin.create_topics(
-        [NewTopic(t, 1, 1) for t in settings.topics.values()]
-    ).values():
-        future.result(timeout=15)
-    boto3.client("s3", **settings.boto3_kwargs()).create_bucket(Bucket=settings.bucket)
-    yield settings
-
-
-def _start_sink(settings: Settings, flush_size: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PINPIPE_USER_ID": settings.user_id}
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.s3_sink", "--flush-size", str(flush_size)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def own_user(native_stack: Settings) -> Settings:
+    return user_of_its_own(native_stack, "e2e")
 
 
 def _bucket_records(settings: Settings, topic: str) -> tuple[list[str], list[dict]]:
@@ -66,7 +43,7 @@ def _bucket_records(settings: Settings, topic: str) -> tuple[list[str], list[dic
 @pytest.mark.parametrize("flush_size", [1, 25])
 def test_s3_holds_exactly_the_posted_records(own_user: Settings, flush_size: int) -> None:
     settings = own_user
-    sink = _start_sink(settings, flush_size)
+    sink = start_sink(settings, flush_size)
     try:
         opts = EmulationOptions(count=EVENTS, seed=flush_size, batch_size=10, concurrency=1)
         summary = run_batch(settings, opts)  # through the API Gateway invoke URL

@@ -29,6 +29,8 @@ def settings(tmp_path: Path) -> Settings:
 
 def test_arguments_come_from_the_batch_settings(settings: Settings) -> None:
     assert batch_arguments(settings) == [
+        "--user-id",
+        "tbatch1",
         "--reader",
         "boto3",
         "--source-root",
@@ -87,7 +89,7 @@ def test_submit_run_accepts_databricks_locations(settings: Settings, warehouse: 
         update={"databricks_python_file": "/Workspace/b.py", "warehouse_uri": warehouse}
     )
     payload = databricks_submit_run(remote)
-    assert payload["spark_python_task"]["parameters"][5] == warehouse
+    assert payload["spark_python_task"]["parameters"][7] == warehouse
     assert "libraries" not in payload  # no wheel configured
 
 
