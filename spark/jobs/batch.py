@@ -126,7 +126,8 @@ def run(spark: SparkSession, settings: Settings, report_path: Path | None = None
         "seconds": f"{result.seconds:.1f}",
     }
     result.report = str(write_report(path, result.answers, result.quality, meta))
-    for df in clean.values():
+    # A long-lived session (an all-purpose cluster) should not keep this run's data.
+    for df in [*clean.values(), *raw_tables.values(), all_rejects]:
         df.unpersist()
     return result
 

@@ -64,6 +64,8 @@ def load_raw_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFr
         "prefix": "topics/",
         "region": settings.aws_region,
         "endpoint_url": settings.aws_endpoint_url or "",
+        # Large objects are split by bytes, but never on fewer tasks than there are cores.
+        "min_tasks": str(settings.batch_min_tasks),
     }
     lines = spark.read.format(S3LinesDataSource.name()).options(**options).load().cache()
     return {

@@ -52,15 +52,24 @@ def _client(options: dict[str, str]) -> Any:
 
 
 def list_keys(options: dict[str, str]) -> list[str]:
-    """Every ``.json`` key under the prefix, listing each sub-folder (topic) in parallel."""
+    """Every ``.json`` key under the prefix."""
+    return [key for key, _ in list_objects(options)]
+
+
+def list_objects(options: dict[str, str]) -> list[tuple[str, int]]:
+    """Every ``.json`` object (key, size) under the prefix, each sub-folder listed in parallel."""
     client = _client(options)
     bucket, prefix = options["bucket"], options.get("prefix", "")
 
-    def list_all(pfx: str) -> list[str]:
-        keys: list[str] = []
+    def list_all(pfx: str) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=pfx):
-            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
-        return keys
+            found += [
+                (o["Key"], int(o["Size"]))
+                for o in page.get("Contents", [])
+                if o["Key"].endswith(".json")
+            ]
+        return found
 
     folders = [
         p["Prefix"]
@@ -72,7 +81,7 @@ def list_keys(options: dict[str, str]) -> list[str]:
     if not folders:
         return sorted(list_all(prefix))
     with ThreadPoolExecutor(max_workers=min(len(folders), 16)) as pool:
-        return sorted(k for keys in pool.map(list_all, folders) for k in keys)
+        return sorted(o for found in pool.map(list_all, folders) for o in found)
 
 
 @dataclass
@@ -87,10 +96,16 @@ class S3LinesReader(DataSourceReader):
         self.options = options
 
     def partitions(self) -> list[InputPartition]:
-        keys = list_keys(self.options)
+        """Split by object count (latency-bound small objects) and by bytes (large ones)."""
+        objects = list_objects(self.options)
         per_task = int(self.options.get("objects_per_task") or 2_000)
+        per_task_bytes = int(self.options.get("bytes_per_task") or 32 * 2**20)
+        min_tasks = int(self.options.get("min_tasks") or 1)
         max_tasks = int(self.options.get("max_tasks") or 64)
-        tasks = max(1, min(max_tasks, -(-len(keys) // per_task)))
+        total = sum(size for _, size in objects)
+        wanted = max(-(-len(objects) // per_task), -(-total // per_task_bytes), min_tasks)
+        tasks = max(1, min(max_tasks, len(objects), wanted))
+        keys = [key for key, _ in objects]
         return [KeyRange(keys[i::tasks]) for i in range(tasks)]
 
     def read(self, partition: InputPartition) -> Iterator[tuple[Any, ...]]:
