@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON311 ?= $(shell command -v python3.11 || echo python3.11)
-PYTHON313 ?= $(shell command -v python3.13 || ls -d /root/.pyenv/versions/3.13*/bin/python 2>/dev/null | tail -n1 || echo python3.13)
+# The first interpreter that really runs the wanted version (a pyenv shim may exist for a
+# version that is installed but not selected, and then fails).
+find_python = $(firstword $(foreach p,python$(1) $(wildcard $(HOME)/.pyenv/versions/$(1)*/bin/python$(1)),$(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(1)".split("."))))' >/dev/null 2>&1 && command -v $(p))))
+PYTHON311 ?= $(or $(call find_python,3.11),python3.11)
+PYTHON313 ?= $(or $(call find_python,3.13),python3.13)
 VENV      := .venv
 BIN       := $(VENV)/bin
 LS_VENV   := .venv-localstack
