@@ -12,10 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+from services.bench_pipeline import bench_batch, bench_ingest
 from services.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from spark.jobs.stream_latency import RateStep
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,88 @@ def bench_seed(posts: int = 1_000_000) -> list[Measurement]:
     ]
 
 
+# ---- stream -------------------------------------------------------------------------------
+STREAM_STEADY_RATE = 10.0
+STREAM_RAMP = (10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0)
+
+
+def bench_stream(
+    steady_rate: float = STREAM_STEADY_RATE,
+    steady_seconds: float = 40.0,
+    ramp: tuple[float, ...] = STREAM_RAMP,
+    step_seconds: float = 30.0,
+) -> list[Measurement]:
+    """Streaming latency (PUT through API Gateway to row in Delta) and the max sustained rate."""
+    from services.stack.stack import NativeStack
+    from spark.jobs.stream_latency import measure
+    from spark.session import get_spark
+
+    with tempfile.TemporaryDirectory(prefix="pinpipe-bench-") as tmp:
+        settings = bench_settings(Path(tmp), seed_posts=5_000, stream_trigger_seconds=1.0)
+        stack = NativeStack(settings)
+        try:
+            stack.up()  # seeds the bench database when it is empty
+            spark = get_spark(settings, "pinpipe-bench-stream")
+
+            def run(name: str, rate: float, seconds: float, direct: bool = False) -> RateStep:
+                # Fresh streams each time: kinesis-mock slows down as a stream fills.
+                step_settings = settings.model_copy(update={"user_id": f"bench-{name}"})
+                return measure(spark, step_settings, rate, seconds, seed=round(rate), direct=direct)
+
+            run("warmup", steady_rate, 10.0)  # the JVM's first batches are slow
+            steady = run("steady", steady_rate, steady_seconds)
+            ramp_steps: list[RateStep] = []
+            direct = False
+            for rate in ramp:
+                name = f"{'direct' if direct else 'api'}{rate:.0f}"
+                ramp_steps.append(run(name, rate, step_seconds, direct))
+                last = ramp_steps[-1]
+                if not last.bounded or (last.input_bound and direct):
+                    break
+                # Past API Gateway's ceiling, put records straight into Kinesis to find the
+                # streaming job's own.
+                direct = direct or last.input_bound
+        finally:
+            stack.down()
+    rows = len(steady.latencies)
+    return [
+        Measurement(
+            f"stream latency p50 @ {steady_rate:g} events/s",
+            steady.percentile(50),
+            "s",
+            f"PUT via API Gateway → row in Delta; {rows} rows, 1 s trigger",
+        ),
+        Measurement(f"stream latency p95 @ {steady_rate:g} events/s", steady.percentile(95), "s"),
+        _max_rate("stream max sustained rate (via API)", [s for s in ramp_steps if not s.direct]),
+        _max_rate("stream max sustained rate (job)", ramp_steps),
+    ]
+
+
+def _max_rate(name: str, steps: list[RateStep]) -> Measurement:
+    """The highest rate taken with bounded latency, and why the ramp went no higher."""
+    best = max((s for s in steps if s.bounded), key=lambda s: s.achieved, default=None)
+    last = steps[-1]
+    if not last.bounded:
+        early, late = last.halves()
+        why = f"at {last.achieved:.0f}/s latency grew (p50 {early:.1f}s → {late:.1f}s)"
+    elif last.input_bound:
+        how = "boto3" if last.direct else "API Gateway"
+        why = f"input-bound: {how} took {last.achieved:.0f}/s of {last.rate:g}/s asked"
+    else:
+        why = f"bounded up to the last step ({last.rate:g}/s)"
+    value = best.achieved if best else 0.0
+    return Measurement(
+        name,
+        value,
+        "events/s",
+        f"{why}; p95 {best.percentile(95):.1f}s at {best.achieved:.0f}/s" if best else why,
+    )
+
+
 BENCHMARKS: dict[str, Callable[[], list[Measurement]]] = {
     "stack": bench_stack_startup,
     "seed": bench_seed,
+    "stream": bench_stream,
+    "ingest": bench_ingest,
+    "batch": bench_batch,
 }

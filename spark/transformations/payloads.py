@@ -19,6 +19,7 @@ from spark.transformations.cleaning import REASON, Table, split_rejected
 from spark.transformations.schemas import RAW_SCHEMAS
 
 PAYLOAD: Final = "payload"
+DECODE_REASON: Final = "decode_reason"
 ROW: Final = "_row"
 
 REJECT_NOT_BASE64: Final = "Data is a string but not base64"
@@ -45,21 +46,30 @@ def _decoded_payload(data: Column) -> Column:
 
 
 def parse_records(records: DataFrame, table: Table) -> DataFrame:
-    """Add ``payload`` (the decoded JSON text), the parsed ``_row`` and the ``reason`` it failed.
+    """Kinesis records plus ``payload`` (the decoded JSON text), ``table``'s raw fields, and
+    ``decode_reason``: why the payload is not a JSON object, or null.
 
-    ``reason`` is null for rows whose payload is a JSON object; the key checks of cleaning
-    come after (``split_payloads``).
+    A record that fails to decode gets no fields at all, so cleaning's key check can never
+    keep it, whatever a lenient parser salvaged.
     """
     schema = with_corrupt_column(RAW_SCHEMAS[table])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     text = F.col("data").cast("string")
-    parsed = records.withColumn(PAYLOAD, _decoded_payload(F.col("data"))).withColumn(
-        ROW, F.from_json(PAYLOAD, schema, options)
+    payload = F.col(PAYLOAD)
+    row = F.col(ROW)
+    reason = F.when(_is_json_string(text) & payload.isNull(), F.lit(REJECT_NOT_BASE64)).when(
+        row.isNull() | row[CORRUPT].isNotNull(), F.lit(REJECT_MALFORMED)
     )
-    reason = F.when(_is_json_string(text) & F.col(PAYLOAD).isNull(), F.lit(REJECT_NOT_BASE64)).when(
-        F.col(ROW).isNull() | F.col(f"{ROW}.{CORRUPT}").isNotNull(), F.lit(REJECT_MALFORMED)
+    decoded = records.withColumn(PAYLOAD, _decoded_payload(F.col("data"))).withColumn(
+        ROW, F.from_json(payload, schema, options)
     )
-    return parsed.withColumn(REASON, reason)
+    ok = F.col(DECODE_REASON).isNull()
+    return decoded.withColumn(DECODE_REASON, reason).select(
+        *records.columns,
+        PAYLOAD,
+        *(F.when(ok, row[c]).alias(c) for c in RAW_SCHEMAS[table].fieldNames()),
+        DECODE_REASON,
+    )
 
 
 def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
@@ -68,13 +78,9 @@ def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFra
     The rejected keep every Kinesis column plus ``payload``; a record fails when it can't
     be decoded or parsed, or when its key is missing or not an integer (cleaning's rule).
     """
-    parsed = parse_records(records, table)
-    columns = RAW_SCHEMAS[table].fieldNames()
-    undecodable = parsed.filter(F.col(REASON).isNotNull()).drop(ROW)
-    decoded = parsed.filter(F.col(REASON).isNull()).drop(REASON)
-    rows = decoded.select(
-        *records.columns, PAYLOAD, *(F.col(f"{ROW}.{c}").alias(c) for c in columns)
+    kept, rejected = split_rejected(parse_records(records, table), table)
+    why = F.coalesce(F.col(DECODE_REASON), F.col(REASON)).alias(REASON)
+    return (
+        kept.select(*RAW_SCHEMAS[table].fieldNames()),
+        rejected.select(*records.columns, PAYLOAD, why),
     )
-    kept, bad_key = split_rejected(rows, table)
-    rejected = undecodable.unionByName(bad_key.select(*undecodable.columns))
-    return kept.select(*columns), rejected

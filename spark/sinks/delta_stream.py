@@ -1,0 +1,295 @@
+"""Micro-batches into Delta tables exactly once: quarantine, clean, merge by ``ind``.
+
+``foreachBatch`` is at-least-once: after a crash Spark runs the last batch again with the
+same id and the same records. Every commit here carries a Delta app transaction
+``(app_id, batch_id)``, and a table whose transaction version for ``app_id`` already
+reached ``batch_id`` is skipped, so a replayed batch changes nothing it already wrote and
+completes what it didn't. ``app_id`` is the streaming query's id, which lives in the
+checkpoint: a new checkpoint starts batch ids at 0 again under a new id.
+
+The cleaned tables are MERGEd on ``ind`` (update when matched, insert otherwise) rather
+than appended: the emulator samples with replacement, so the same post arrives again in
+later batches, and each table keeps one row per ``ind`` like the batch path's tables.
+Cleaning already keeps one row per ``ind`` within a batch; across batches the latest
+arrival wins, which for the same source row changes nothing. The quarantine is appended:
+``table, reason, stream, shardId, sequenceNumber, partitionKey,
+approximateArrivalTimestamp, data`` (the record's bytes), ``payload`` (its decoded text,
+when it decoded) and ``batch_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from services.errors import ConfigError
+from services.settings import Settings
+from spark.sinks.tables import storage_options, table_uri
+from spark.sources.kinesis import KINESIS_SCHEMA
+from spark.transformations.cleaning import CLEANERS, IND, REASON
+from spark.transformations.payloads import PAYLOAD, split_payloads
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS: Final = (
+    "table",
+    REASON,
+    "stream",
+    "shardId",
+    "sequenceNumber",
+    "partitionKey",
+    "approximateArrivalTimestamp",
+    "data",
+    PAYLOAD,
+    "batch_id",
+)
+QUERY_ID_PROPERTY: Final = "sql.streaming.queryId"
+
+
+class TableWriter(Protocol):
+    """Writes one micro-batch's rows to a table, once per ``(app_id, batch_id)``."""
+
+    def write(
+        self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int
+    ) -> int | None:
+        """Merge on ``key`` (append when None); the rows written, or None if already done."""
+
+    def count(self, uri: str) -> int:
+        """Rows the table holds now (0 before its first write)."""
+
+
+class DeltaRsWriter:
+    """delta-rs: the micro-batch goes to Arrow and is committed without Spark's Delta jars."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.storage = storage_options(settings) or None
+
+    def write(
+        self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int
+    ) -> int | None:
+        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+        exists = DeltaTable.is_deltatable(uri, storage_options=self.storage)
+        if exists:
+            table = DeltaTable(uri, storage_options=self.storage)
+            done = table.transaction_version(app_id)
+            if done is not None and done >= batch_id:
+                return None
+        rows = df.toArrow()
+        if rows.num_rows == 0:
+            return 0
+        commit = CommitProperties(app_transactions=[Transaction(app_id, batch_id)])
+        if key is None or not exists:
+            write_deltalake(
+                uri, rows, mode="append", storage_options=self.storage, commit_properties=commit
+            )
+        else:
+            (
+                table.merge(
+                    rows,
+                    predicate=f"t.{key} = s.{key}",
+                    source_alias="s",
+                    target_alias="t",
+                    commit_properties=commit,
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        return int(rows.num_rows)
+
+    def count(self, uri: str) -> int:
+        from deltalake import DeltaTable
+
+        if not DeltaTable.is_deltatable(uri, storage_options=self.storage):
+            return 0
+        return int(DeltaTable(uri, storage_options=self.storage).count())
+
+
+class SparkDeltaWriter:
+    """Delta Lake inside Spark (Databricks): the same transaction, as Delta's session confs.
+
+    With ``spark.databricks.delta.write.txnAppId``/``txnVersion`` set, Delta itself skips
+    a write (MERGE included) whose version it has seen, so a replay can't be told apart
+    from a write here: the rows are reported either way.
+    """
+
+    APP_ID_CONF: Final = "spark.databricks.delta.write.txnAppId"
+    VERSION_CONF: Final = "spark.databricks.delta.write.txnVersion"
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+
+    def write(
+        self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int
+    ) -> int | None:
+        from delta.tables import DeltaTable  # delta-spark, present on Databricks
+
+        spark = self.spark
+        rows = df.cache()
+        try:
+            n = rows.count()
+            if n == 0:
+                return 0
+            spark.conf.set(self.APP_ID_CONF, app_id)
+            spark.conf.set(self.VERSION_CONF, str(batch_id))
+            if key is None or not DeltaTable.isDeltaTable(spark, uri):
+                rows.write.format("delta").mode("append").save(uri)
+            else:
+                (
+                    DeltaTable.forPath(spark, uri)
+                    .alias("t")
+                    .merge(rows.alias("s"), f"t.{key} = s.{key}")
+                    .whenMatchedUpdateAll()
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+            return n
+        finally:
+            spark.conf.unset(self.APP_ID_CONF)
+            spark.conf.unset(self.VERSION_CONF)
+            rows.unpersist()
+
+    def count(self, uri: str) -> int:
+        from delta.tables import DeltaTable
+
+        if not DeltaTable.isDeltaTable(self.spark, uri):
+            return 0
+        return int(self.spark.read.format("delta").load(uri).count())
+
+
+def table_writer(settings: Settings, spark: SparkSession) -> TableWriter:
+    """The writer the settings name; Parquet can't merge or record transactions."""
+    if settings.table_writer == "delta-rs":
+        return DeltaRsWriter(settings)
+    if settings.table_writer == "spark-delta":
+        return SparkDeltaWriter(spark)
+    raise ConfigError("the streaming job writes Delta: set table_writer to delta-rs or spark-delta")
+
+
+@dataclass
+class BatchOutcome:
+    """What one micro-batch read and wrote; ``replayed`` lists tables that already had it."""
+
+    batch_id: int
+    records: dict[str, int] = field(default_factory=dict)
+    merged: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    replayed: list[str] = field(default_factory=list)
+    table_rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class DeltaStreamSink:
+    """The ``foreachBatch`` function: one micro-batch of Kinesis records into the tables."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        writer: TableWriter,
+        fallback_app_id: str,
+        on_batch: Callable[[BatchOutcome], None] | None = None,
+    ) -> None:
+        self.streams = settings.streams
+        self.uris = {t: table_uri(settings, name) for t, name in settings.delta_tables.items()}
+        self.quarantine_uri = table_uri(settings, settings.quarantine_table)
+        self.writer = writer
+        self.fallback_app_id = fallback_app_id
+        self.on_batch = on_batch
+
+    def table_rows(self) -> dict[str, int]:
+        """Rows each table holds, the quarantine included."""
+        counts = {t: self.writer.count(uri) for t, uri in self.uris.items()}
+        counts["quarantine"] = self.writer.count(self.quarantine_uri)
+        return counts
+
+    def app_id(self, df: DataFrame) -> str:
+        """The query's id (stable across restarts from one checkpoint)."""
+        query_id = df.sparkSession.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+        return f"pinpipe-stream-{query_id}" if query_id else self.fallback_app_id
+
+    def __call__(self, df: DataFrame, batch_id: int) -> None:
+        started = time.perf_counter()
+        app_id = self.app_id(df)
+        outcome = BatchOutcome(batch_id)
+        # One read of the micro-batch (a trigger's worth of records): every table below is
+        # computed from this copy, where each would otherwise read Kinesis again.
+        records = df.toArrow()
+        streams = records.column("stream")
+        outcome.records = {
+            table: int(pc.sum(pc.equal(streams, stream)).as_py() or 0)
+            for table, stream in self.streams.items()
+        }
+        if records.num_rows:
+            self._write(df.sparkSession, records, outcome, app_id)
+        outcome.table_rows = self.table_rows()
+        outcome.seconds = time.perf_counter() - started
+        log.info(
+            "batch %d: records %s, merged %s, quarantined %d%s, tables %s (%.1fs)",
+            batch_id,
+            outcome.records,
+            outcome.merged,
+            outcome.quarantined,
+            f", already written to {outcome.replayed}" if outcome.replayed else "",
+            outcome.table_rows,
+            outcome.seconds,
+        )
+        if self.on_batch:
+            self.on_batch(outcome)
+
+    def _write(
+        self, spark: SparkSession, records: pa.Table, outcome: BatchOutcome, app_id: str
+    ) -> None:
+        """Quarantine what can't be cleaned, merge the rest: every table once per batch."""
+        batch_id = outcome.batch_id
+
+        def clean_and_merge(table: str, stream: str) -> DataFrame:
+            part = spark.createDataFrame(
+                records.filter(pc.equal(records.column("stream"), stream)), KINESIS_SCHEMA
+            )
+            kept, bad = split_payloads(part, table)  # type: ignore[arg-type]
+            written = self.writer.write(
+                CLEANERS[table](kept), self.uris[table], IND, app_id, batch_id
+            )
+            self._note(outcome, table, written)
+            return bad.withColumns(
+                {"table": F.lit(table), "batch_id": F.lit(batch_id).cast("long")}
+            ).select(*QUARANTINE_COLUMNS)
+
+        # The tables are independent (each commit carries its own transaction), and most of
+        # a small batch's time is round trips to the JVM: side by side they overlap.
+        with ThreadPoolExecutor(max_workers=len(self.streams)) as pool:
+            rejected = list(pool.map(clean_and_merge, self.streams, self.streams.values()))
+        quarantine = rejected[0].unionByName(rejected[1]).unionByName(rejected[2])
+        written = self.writer.write(quarantine, self.quarantine_uri, None, app_id, batch_id)
+        self._note(outcome, "quarantine", written)
+
+    @staticmethod
+    def _note(outcome: BatchOutcome, table: str, written: int | None) -> None:
+        if written is None:
+            outcome.replayed.append(table)
+        elif table == "quarantine":
+            outcome.quarantined = written
+        else:
+            outcome.merged[table] = written
+
+
+def delta_inds(settings: Settings, table: str) -> list[int]:
+    """The ``ind`` of every row of a cleaned table (read with delta-rs; none before it exists)."""
+    from deltalake import DeltaTable
+
+    uri = table_uri(settings, settings.delta_tables[table])
+    storage = storage_options(settings) or None
+    if not DeltaTable.is_deltatable(uri, storage_options=storage):
+        return []
+    column = DeltaTable(uri, storage_options=storage).to_pyarrow_table(columns=[IND]).column(IND)
+    return [int(i) for i in column.to_pylist()]
