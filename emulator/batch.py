@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -59,7 +59,7 @@ class Summary:
         return {**asdict(self), "events_per_second": round(self.events_per_second, 1)}
 
 
-class _Tally:
+class Tally:
     """Thread-safe counters shared by the sending threads."""
 
     def __init__(self, summary: Summary, on_records: Callable[[int], None] | None) -> None:
@@ -84,7 +84,7 @@ class _Tally:
             self.on_records(n)
 
 
-class _Pacer:
+class Pacer:
     """Spaces events evenly at ``rate`` per second (no pacing when rate is None)."""
 
     def __init__(self, rate: float | None) -> None:
@@ -124,7 +124,7 @@ def run_batch(
     sampler = RowSampler(engine, opts.seed)
     client = KafkaRestClient(url, max_attempts=opts.max_attempts, pool=max(opts.concurrency, 1) * 2)
     summary = Summary(target=url)
-    tally = _Tally(summary, on_records)
+    tally = Tally(summary, on_records)
     started = time.monotonic()
     deadline = started + opts.duration if opts.duration else None
     try:
@@ -140,7 +140,9 @@ def run_batch(
     return summary
 
 
-def _events(sampler: RowSampler, opts: EmulationOptions, deadline: float | None, summary: Summary):  # type: ignore[no-untyped-def]
+def sampled_events(
+    sampler: RowSampler, opts: EmulationOptions, deadline: float | None, summary: Summary
+):  # type: ignore[no-untyped-def]
     for chunk in sampler.chunks(opts.count, chunk=min(2_000, opts.count or 2_000)):
         for event in chunk:
             if deadline is not None and time.monotonic() >= deadline:
@@ -149,7 +151,8 @@ def _events(sampler: RowSampler, opts: EmulationOptions, deadline: float | None,
             yield event
 
 
-def _rows(event: Event, summary: Summary):  # type: ignore[no-untyped-def]
+def event_rows(event: Event, summary: Summary) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(table, row) of an event; a row the source lacks is counted as missing."""
     for table, row in event.by_table().items():
         if row is None:
             summary.missing_rows += 1
@@ -162,13 +165,13 @@ def _run_classic(
     opts: EmulationOptions,
     sampler: RowSampler,
     client: KafkaRestClient,
-    tally: _Tally,
+    tally: Tally,
     deadline: float | None,
 ) -> None:
     """The original script: one record per request, three tables per event, 0-1 s sleeps."""
     rng = np.random.default_rng(opts.seed)
-    for event in _events(sampler, opts, deadline, tally.summary):
-        for table, row in _rows(event, tally.summary):
+    for event in sampled_events(sampler, opts, deadline, tally.summary):
+        for table, row in event_rows(event, tally.summary):
             topic = settings.topics[table]
             tally.add(topic, 1, client.produce(topic, [row]))
         time.sleep(float(rng.uniform(0, 1)))
@@ -179,10 +182,10 @@ def _run_batched(
     opts: EmulationOptions,
     sampler: RowSampler,
     client: KafkaRestClient,
-    tally: _Tally,
+    tally: Tally,
     deadline: float | None,
 ) -> None:
-    pacer = _Pacer(opts.rate)
+    pacer = Pacer(opts.rate)
     slots = threading.BoundedSemaphore(max(opts.concurrency, 1) * 2)
     buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
     first_at: dict[str, float] = {}
@@ -203,9 +206,9 @@ def _run_batched(
     with ThreadPoolExecutor(
         max_workers=max(opts.concurrency, 1), thread_name_prefix="emit"
     ) as pool:
-        for event in _events(sampler, opts, deadline, tally.summary):
+        for event in sampled_events(sampler, opts, deadline, tally.summary):
             pacer.wait()
-            for table, row in _rows(event, tally.summary):
+            for table, row in event_rows(event, tally.summary):
                 buffers[table].append(row)
                 first_at.setdefault(table, time.monotonic())
                 if len(buffers[table]) >= opts.batch_size:

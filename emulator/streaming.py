@@ -19,11 +19,11 @@ import numpy as np
 from emulator.batch import (
     MAX_BATCH_DELAY_S,
     EmulationOptions,
+    Pacer,
     Summary,
-    _events,
-    _Pacer,
-    _rows,
-    _Tally,
+    Tally,
+    event_rows,
+    sampled_events,
 )
 from emulator.kinesis_api import (
     MAX_RECORDS_PER_REQUEST,
@@ -84,7 +84,7 @@ def run_stream(
     engine = make_engine(settings.db)
     sampler = RowSampler(engine, opts.seed)
     summary = Summary(target=target)
-    tally = _Tally(summary, on_records)
+    tally = Tally(summary, on_records)
     started = time.monotonic()
     deadline = started + opts.duration if opts.duration else None
     try:
@@ -105,14 +105,14 @@ def _run_classic(
     opts: StreamEmulationOptions,
     sampler: RowSampler,
     writer: KinesisWriter,
-    tally: _Tally,
+    tally: Tally,
     deadline: float | None,
     on_sent: Callable[[str, list[Record], float], None] | None,
 ) -> None:
     """The original script: one PutRecord per row, three tables per event, 0-1 s sleeps."""
     rng = np.random.default_rng(opts.seed)
-    for event in _events(sampler, opts, deadline, tally.summary):
-        for table, row in _rows(event, tally.summary):
+    for event in sampled_events(sampler, opts, deadline, tally.summary):
+        for table, row in event_rows(event, tally.summary):
             stream = settings.streams[table]
             record = (partition_key(event), row)
             sent_at = time.monotonic()
@@ -127,11 +127,11 @@ def _run_batched(
     opts: StreamEmulationOptions,
     sampler: RowSampler,
     writer: KinesisWriter,
-    tally: _Tally,
+    tally: Tally,
     deadline: float | None,
     on_sent: Callable[[str, list[Record], float], None] | None,
 ) -> None:
-    pacer = _Pacer(opts.rate)
+    pacer = Pacer(opts.rate)
     batch_size = min(max(opts.batch_size, 1), MAX_RECORDS_PER_REQUEST)
     slots = threading.BoundedSemaphore(max(opts.concurrency, 1) * 2)
     buffers: dict[str, list[Record]] = {t: [] for t in TABLES}
@@ -157,9 +157,9 @@ def _run_batched(
     with ThreadPoolExecutor(
         max_workers=max(opts.concurrency, 1), thread_name_prefix="emit"
     ) as pool:
-        for event in _events(sampler, opts, deadline, tally.summary):
+        for event in sampled_events(sampler, opts, deadline, tally.summary):
             pacer.wait()
-            for table, row in _rows(event, tally.summary):
+            for table, row in event_rows(event, tally.summary):
                 buffers[table].append((partition_key(event), row))
                 first_at.setdefault(table, time.monotonic())
                 if len(buffers[table]) >= batch_size:

@@ -52,13 +52,11 @@ def _q8(df: pd.DataFrame) -> go.Figure:
 
 
 def _q3b(df: pd.DataFrame) -> go.Figure:
-    row = df.iloc[0] if len(df) else {"country": "-", "follower_count": 0}
+    country, followers = (
+        ("-", 0) if df.empty else (df.iloc[0]["country"], df.iloc[0]["follower_count"])
+    )
     return go.Figure(
-        go.Indicator(
-            mode="number",
-            value=float(row["follower_count"] or 0),
-            title={"text": str(row["country"])},
-        )
+        go.Indicator(mode="number", value=float(followers or 0), title={"text": str(country)})
     )
 
 
