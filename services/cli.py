@@ -303,7 +303,11 @@ def _print_hops(settings: Any, summary: Any, before: tuple[Any, Any], as_json: b
         return
     table = Table(title="records at every hop (this run)", title_justify="left")
     for col in ("topic", "sampled", "acknowledged", "in_topic", "s3_objects", "s3_records"):
-        table.add_column(col.replace("_", " "), justify="left" if col == "topic" else "right")
+        table.add_column(
+            col.replace("_", " "),
+            justify="left" if col == "topic" else "right",
+            no_wrap=col == "topic",
+        )
     for r in rows:
         ok = r["acknowledged"] == r["in_topic"] == r["s3_records"]
         mark = "[green]" if ok else "[red]"
