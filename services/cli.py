@@ -56,6 +56,19 @@ def friendly_errors(fn: F) -> F:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+# Options both emulator modes share.
+CountOpt = Annotated[
+    int | None, typer.Option(help="Events to post (each is a pin, a geo and a user row).")
+]
+DurationOpt = Annotated[
+    float | None, typer.Option(help="Stop after this many seconds (count unlimited unless given).")
+]
+RateOpt = Annotated[
+    float | None, typer.Option(help="Events per second (default: as fast as possible).")
+]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Requests in flight at once.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Sampling seed (same seed, same events).")]
+RetriesOpt = Annotated[int, typer.Option(help="Attempts per request for transient failures.")]
 
 
 # ---- stack --------------------------------------------------------------------------------
@@ -204,21 +217,12 @@ def db_profile(as_json: JsonOpt = False) -> None:
 @emulate_app.command("batch")
 @friendly_errors
 def emulate_batch(
-    count: Annotated[
-        int | None, typer.Option(help="Events to post (each is a pin, a geo and a user row).")
-    ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option(help="Stop after this many seconds (count unlimited unless given)."),
-    ] = None,
-    rate: Annotated[
-        float | None, typer.Option(help="Events per second (default: as fast as possible).")
-    ] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    count: CountOpt = None,
+    duration: DurationOpt = None,
+    rate: RateOpt = None,
+    concurrency: ConcurrencyOpt = 4,
     batch_size: Annotated[int, typer.Option(help="Records per request (per topic).")] = 100,
-    seed: Annotated[
-        int | None, typer.Option(help="Sampling seed (same seed, same events).")
-    ] = None,
+    seed: SeedOpt = None,
     direct: Annotated[
         bool, typer.Option(help="Post to the REST proxy, bypassing API Gateway.")
     ] = False,
@@ -226,7 +230,7 @@ def emulate_batch(
         bool,
         typer.Option(help="Behave like the original script: one record per request, 0-1 s sleeps."),
     ] = False,
-    retries: Annotated[int, typer.Option(help="Attempts per request for transient failures.")] = 5,
+    retries: RetriesOpt = 5,
     hops: Annotated[
         bool,
         typer.Option(help="Afterwards, wait for the S3 sink and count records at every hop."),
@@ -354,23 +358,14 @@ app.add_typer(stream_app, name="stream")
 @emulate_app.command("stream")
 @friendly_errors
 def emulate_stream(
-    count: Annotated[
-        int | None, typer.Option(help="Events to post (each is a pin, a geo and a user row).")
-    ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option(help="Stop after this many seconds (count unlimited unless given)."),
-    ] = None,
-    rate: Annotated[
-        float | None, typer.Option(help="Events per second (default: as fast as possible).")
-    ] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    count: CountOpt = None,
+    duration: DurationOpt = None,
+    rate: RateOpt = None,
+    concurrency: ConcurrencyOpt = 4,
     batch_size: Annotated[
         int, typer.Option(help="Records per PutRecords request (per stream, at most 500).")
     ] = 100,
-    seed: Annotated[
-        int | None, typer.Option(help="Sampling seed (same seed, same events).")
-    ] = None,
+    seed: SeedOpt = None,
     direct: Annotated[
         bool, typer.Option(help="Put records with boto3, bypassing API Gateway.")
     ] = False,
@@ -382,7 +377,7 @@ def emulate_stream(
         bool,
         typer.Option("--base64", help="Send Data base64-encoded, as some clients do."),
     ] = False,
-    retries: Annotated[int, typer.Option(help="Attempts per request for transient failures.")] = 5,
+    retries: RetriesOpt = 5,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample rows (with replacement) and put them to the Kinesis streams through the API."""
