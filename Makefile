@@ -13,6 +13,7 @@ LS_VENV   := .venv-localstack
 AF_VENV   := .venv-airflow
 AF_LOCK   := airflow/requirements-airflow-3.0.6-py311.lock.txt
 STATE     := .pinpipe
+JARS      := .jars
 DEMO_EVENTS ?= 1000
 PIN       := $(BIN)/pinpipe
 LOCALSTACK_PINS := 'localstack-core[runtime]==4.14.0' 'cbor2<6' 'pyopenssl<26' 'cryptography<47' service_identity
@@ -22,7 +23,26 @@ LOCALSTACK_PINS := 'localstack-core[runtime]==4.14.0' 'cbor2<6' 'pyopenssl<26' '
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-setup: $(STATE)/.system-packages $(VENV)/.installed $(LS_VENV)/.installed $(AF_VENV)/.installed db_creds.yaml ## Install everything the project needs (idempotent)
+setup: $(STATE)/.system-packages $(VENV)/.installed $(LS_VENV)/.installed $(AF_VENV)/.installed jars db_creds.yaml ## Install everything the project needs (idempotent)
+
+# Jars from Maven Central, each set listed in one pom and copied into one flat folder; a
+# folder is fetched again only when its pom changes (Maven's own cache is ~/.m2).
+.PHONY: jars
+jars: $(JARS)/kafka/.installed $(JARS)/spark/.installed ## Fetch the Kafka and Spark (s3a, Delta) jars from Maven Central, once
+POM_kafka := services/kafka/pom.xml
+POM_spark := spark/jars/pom.xml
+$(JARS)/%/.installed:
+	@mkdir -p $(STATE)/logs
+	@command -v mvn >/dev/null || { echo "Maven is required to fetch the jars (mvn not found): install it (Debian: apt-get install maven)."; exit 1; }
+	@echo "==> $* jars ($(JARS)/$*) from Maven Central, as listed in $(POM_$*)"
+	@rm -rf $(JARS)/$* && mkdir -p $(JARS)/$*
+	@start=$$(date +%s); \
+	mvn -B -q -f $(POM_$*) dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/$* \
+	  >$(STATE)/logs/setup-jars-$*.log 2>&1 || { tail -n 30 $(STATE)/logs/setup-jars-$*.log; exit 1; }; \
+	echo "    $$(ls $(JARS)/$* | wc -l) jars, $$(du -sh $(JARS)/$* | cut -f1), $$(( $$(date +%s) - start )) s"
+	@touch $@
+$(JARS)/kafka/.installed: $(POM_kafka)
+$(JARS)/spark/.installed: $(POM_spark)
 
 $(VENV)/.installed: pyproject.toml
 	@mkdir -p $(STATE)/logs

@@ -17,6 +17,7 @@ from aws_deploy.context import DeployContext, Step, gone
 from aws_deploy.plan import Action, Change, noop
 from aws_deploy.state import Record
 from services.errors import TerminalError
+from services.settings import KAFKA_VERSION, MSK_KAFKA_VERSION
 
 NAME = "msk"
 TOPIC_API_MIN_VERSION = (3, 6)
@@ -187,13 +188,45 @@ def topic_admin(ctx: DeployContext) -> TopicAdmin:
     return admin
 
 
+def version_change(ctx: DeployContext) -> Change:
+    """The cluster's Kafka line against the local runtimes' (MSK_KAFKA_VERSION)."""
+    info = cluster_info(ctx)
+    # arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>
+    name = str(info.get("ClusterName") or str(ctx.target.msk.cluster_arn).split("/")[1])
+    provisioned = info.get("Provisioned")
+    if not provisioned:
+        return noop(NAME, "kafka version", name, "serverless: MSK chooses the version")
+    have = provisioned.get("CurrentBrokerSoftwareInfo", {}).get("KafkaVersion", "")
+    if _version(have) == _version(MSK_KAFKA_VERSION):
+        return noop(NAME, "kafka version", name, f"{have}, as the local runtimes ({KAFKA_VERSION})")
+    if not ctx.target.msk.upgrade_kafka:
+        return noop(
+            NAME,
+            "kafka version",
+            name,
+            f"{have}, not the local runtimes' {KAFKA_VERSION}: the pipeline works with it; "
+            f"set msk.upgrade_kafka: true to upgrade to {MSK_KAFKA_VERSION}",
+        )
+
+    def upgrade() -> str:
+        ctx.clients("kafka").update_cluster_kafka_version(
+            ClusterArn=ctx.target.msk.cluster_arn,
+            CurrentVersion=info["CurrentVersion"],
+            TargetKafkaVersion=MSK_KAFKA_VERSION,
+        )
+        return f"upgrading to {MSK_KAFKA_VERSION} (MSK takes 30 minutes or more)"
+
+    detail = f"{have} → {MSK_KAFKA_VERSION}"
+    return Change(NAME, "kafka version", name, Action.UPDATE, detail, upgrade)
+
+
 def plan(ctx: DeployContext) -> list[Change]:
-    """One change per topic; the bootstrap string becomes an output."""
+    """The cluster's Kafka version, then one change per topic; the bootstrap string is an output."""
     bootstrap_servers(ctx)
+    changes = [version_change(ctx)]
     admin = topic_admin(ctx)
     want = ctx.target.msk
     existing = admin.partitions()
-    changes = []
     for topic in ctx.settings.topics.values():
         have = existing.get(topic)
         if have is None:

@@ -62,6 +62,10 @@ class MskTarget(_Section):
     # "api": MSK's topic API (Kafka >= 3.6.0, no broker access needed); "admin-client": a
     # Kafka admin client with IAM auth (needs network access to the brokers); "auto" picks.
     topic_management: Literal["auto", "api", "admin-client"] = "auto"
+    # The local runtimes run one Kafka line (MSK_KAFKA_VERSION); a provisioned cluster on
+    # another is reported by plan, and upgraded to it only when this is true (MSK takes
+    # 30 minutes or more, broker by broker).
+    upgrade_kafka: bool = False
 
 
 class MskConnectTarget(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from services.errors import ConfigError
 from services.settings import TABLES, Settings
 from services.source_db.database import make_engine
 
+SAMPLE_CHUNK = 2_000
 # A partly filled batch is sent after this long, so a low --rate doesn't hold records back.
 MAX_BATCH_DELAY_S = 0.25
 
@@ -143,7 +145,9 @@ def run_batch(
 def sampled_events(
     sampler: RowSampler, opts: EmulationOptions, deadline: float | None, summary: Summary
 ):  # type: ignore[no-untyped-def]
-    for chunk in sampler.chunks(opts.count, chunk=min(2_000, opts.count or 2_000)):
+    # A paced run samples about a second of events at a time: the first is sent at once.
+    size = min(SAMPLE_CHUNK, opts.count or SAMPLE_CHUNK, math.ceil(opts.rate or SAMPLE_CHUNK))
+    for chunk in sampler.chunks(opts.count, chunk=size):
         for event in chunk:
             if deadline is not None and time.monotonic() >= deadline:
                 return

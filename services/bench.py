@@ -49,6 +49,7 @@ def bench_settings(
         "state_dir": tmp / "state",
         "db_creds_file": creds,
         "broker_port": _free_port(),
+        "broker_controller_port": _free_port(),
         "localstack_port": _free_port(),
         "rest_proxy_port": _free_port(),
         "seed_posts": 1_000,

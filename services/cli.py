@@ -596,6 +596,40 @@ def deploy_policy(target: TargetOpt = None, only: OnlyOpt = None) -> None:
     sys.stdout.write(render_policy(_deployment(target, None, only).ctx) + "\n")
 
 
+# ---- kafka -------------------------------------------------------------------------------
+kafka_app = typer.Typer(
+    help="Kafka's own command-line tools (from .jars/kafka). Options are passed on unchanged "
+    "(`pinpipe kafka topics --help` lists the tool's); --bootstrap-server defaults to the "
+    "stack's broker.",
+    no_args_is_help=True,
+)
+app.add_typer(kafka_app, name="kafka")
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _kafka_tool(tool: str) -> Callable[[typer.Context], None]:
+    def run(ctx: typer.Context) -> None:
+        import subprocess
+
+        from services.stack.kafka_jars import tool_command
+
+        argv = tool_command(get_settings(), tool, list(ctx.args))
+        raise typer.Exit(subprocess.run(argv, check=False).returncode)
+
+    run.__doc__ = f"kafka-{tool}.sh"
+    return run
+
+
+def _register_kafka_tools() -> None:
+    from services.stack.kafka_jars import TOOLS
+
+    for tool in TOOLS:
+        kafka_app.command(tool, context_settings=PASS_THROUGH)(friendly_errors(_kafka_tool(tool)))
+
+
+_register_kafka_tools()
+
+
 # ---- airflow ----------------------------------------------------------------------------
 airflow_app = typer.Typer(
     help="Airflow standalone running the pipeline's DAG (opt-in: 20-45 s to start, ~1.5 GB).",

@@ -16,6 +16,7 @@ from pathlib import Path
 from services.errors import ConfigError
 from services.settings import CONFIG_DIR, Settings
 
+KAFKA_SERVER_PROPERTIES = CONFIG_DIR / "kafka-server.properties"
 KAFKA_REST_PROPERTIES = CONFIG_DIR / "kafka-rest.properties"
 S3_SINK_CONNECTOR_PROPERTIES = CONFIG_DIR / "s3-sink-connector.properties"
 API_GATEWAY_OPENAPI = CONFIG_DIR / "api-gateway.openapi.json"
@@ -36,6 +37,10 @@ def template_values(settings: Settings) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "REST_PROXY_LISTENER": settings.rest_proxy_url,
         "S3_STORE_URL": settings.aws_endpoint_url or "",
+        "BROKER_HOST": settings.bind_host,
+        "BROKER_PORT": str(settings.broker_port),
+        "BROKER_CONTROLLER_PORT": str(settings.broker_controller_port),
+        "KAFKA_LOG_DIRS": str(settings.kafka_log_dir),
     }
 
 

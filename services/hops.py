@@ -1,20 +1,20 @@
-"""Counts at each hop of the batch path: topics (by consuming) and the bucket (by reading).
+"""Counts at each hop of the batch path: topics (by their watermarks) and the bucket (by reading).
 
-Tansu's reported watermarks can be wrong after batched produces (STACK-NOTES), so topic
-counts come from reading every message with a throw-away consumer group until idle.
+The topics are never compacted and keep everything (unlimited retention), and no producer
+writes transactions, so high minus low watermark is the number of records in a partition.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import boto3
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from services.errors import TransientError
 from services.settings import TABLES, Settings
 
 
@@ -24,36 +24,33 @@ class BucketCounts:
     records: dict[str, int]
 
 
-def topic_message_counts(settings: Settings, idle_seconds: float = 3.0) -> dict[str, int]:
-    """Messages in each of the pipeline's topics, read from the beginning."""
+def topic_message_counts(settings: Settings) -> dict[str, int]:
+    """Records in each of the pipeline's topics: high minus low watermark, every partition."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
             "group.id": f"pinpipe-count-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
         }
     )
-    counts: Counter[str] = Counter({settings.topics[t]: 0 for t in TABLES})
+    counts: dict[str, int] = {}
     try:
-        consumer.subscribe(list(counts))
-        last = time.monotonic()
-        while time.monotonic() - last < idle_seconds or not consumer.assignment():
-            batch = consumer.consume(num_messages=1000, timeout=0.5)
-            if batch:
-                last = time.monotonic()
-            for msg in batch:
-                error = msg.error()
-                if error is None:
-                    counts[str(msg.topic())] += 1
-                elif error.code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(f"reading {msg.topic()}: {error}")
-            if time.monotonic() - last > 30:
-                break
+        metadata = consumer.list_topics(timeout=10).topics
+        for table in TABLES:
+            topic = settings.topics[table]
+            partitions = metadata[topic].partitions if topic in metadata else {}
+            counts[topic] = sum(
+                high - low
+                for low, high in (
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    for p in partitions
+                )
+            )
+    except KafkaException as exc:
+        raise TransientError(f"counting the records of {settings.topics}: {exc}") from exc
     finally:
         consumer.close()
-    return dict(counts)
+    return counts
 
 
 def bucket_counts(settings: Settings, threads: int = 16) -> BucketCounts:

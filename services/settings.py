@@ -30,6 +30,11 @@ SOURCE_TABLES = {"pin": "pinterest_data", "geo": "geolocation_data", "user": "us
 
 Runtime = Literal["native", "compose", "aws"]
 
+# The one Apache Kafka version of every runtime: the native jars (services/kafka/pom.xml), the
+# compose image apache/kafka:<same> and the MSK line aws_deploy checks for.
+KAFKA_VERSION = "4.1.2"
+MSK_KAFKA_VERSION = "4.1.x.kraft"
+
 
 class DbCredentials(BaseModel):
     """Database credentials with the original project's keys."""
@@ -120,6 +125,7 @@ class Settings(BaseSettings):
     # Native service ports (all bound to 127.0.0.1).
     bind_host: str = "127.0.0.1"
     broker_port: int = 9092
+    broker_controller_port: int = 9093
     localstack_port: int = 4566
     rest_proxy_port: int = 8082
     airflow_port: int = 8080
@@ -138,6 +144,11 @@ class Settings(BaseSettings):
     # Native REST proxy only (the Confluent proxy has no such limit): the largest request
     # body it reads, API Gateway's own payload limit, so whatever passes the gateway passes.
     rest_proxy_max_body_bytes: int = 10 * 1024 * 1024
+
+    # Jars from Maven Central (`make setup`): Kafka for the native broker and its tools, and
+    # s3a + Delta for Spark. The broker's heap suits a 2-core machine.
+    jars_dir: Path = PROJECT_ROOT / ".jars"
+    broker_heap: str = "768m"
 
     # Source database admin (used only by the native stack to create the app user).
     mysql_admin_user: str = "root"
@@ -290,6 +301,19 @@ class Settings(BaseSettings):
     def db(self) -> DbCredentials:
         """Database credentials from ``db_creds.yaml`` (or ``PINPIPE_DB_*``)."""
         return load_db_credentials(self.db_creds_file)
+
+    @property
+    def kafka_jars(self) -> Path:
+        return self.jars_dir / "kafka"
+
+    @property
+    def spark_jars(self) -> Path:
+        return self.jars_dir / "spark"
+
+    @property
+    def kafka_log_dir(self) -> Path:
+        """The native broker's log (topics, offsets, KRaft metadata), kept across restarts."""
+        return self.state_dir / "kafka" / "data"
 
     @property
     def logs_dir(self) -> Path:

@@ -1,17 +1,100 @@
-"""The SparkSession: local mode natively, the cluster's own session elsewhere."""
+"""The SparkSession: local mode natively, the cluster's own session elsewhere.
+
+Natively the session loads the Maven Central jars `make setup` put in ``.jars/spark``
+(spark/jars/pom.xml): s3a, so that ``--reader spark`` reads ``s3a://user-<uid>-bucket``
+from LocalStack, and Delta Lake, so that ``--writer spark-delta`` writes with Spark's own
+Delta. The compose images carry the same jars beside pyspark's, with spark-defaults.conf.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from services.errors import PrerequisiteError
 from services.settings import Settings
 
+DELTA_JAR = "io.delta.delta-spark_2.13-*.jar"
+HADOOP_AWS_JAR = "org.apache.hadoop.hadoop-aws-*.jar"
 
-def get_spark(settings: Settings, app_name: str = "pinpipe") -> SparkSession:
-    """Reuse an active session (spark-submit, Databricks) or start a local one."""
+
+def local_jars(settings: Settings) -> list[Path]:
+    """The jars of ``.jars/spark``; none when `make setup` has not fetched them."""
+    folder = settings.spark_jars
+    return sorted(folder.glob("*.jar")) if folder.is_dir() else []
+
+
+def jar_config(settings: Settings, jars: list[Path]) -> dict[str, str]:
+    """Spark settings that load the jars: s3a (to the settings' S3 endpoint) and Delta."""
+    delta = [str(j) for j in jars if j.match(DELTA_JAR)]
+    config = {
+        **{f"spark.hadoop.fs.s3a.{k}": v for k, v in s3a_options(settings).items()},
+        "spark.jars": ",".join(str(j) for j in jars),
+        # The Python side of delta-spark (delta.tables) ships inside its jar.
+        "spark.submit.pyFiles": ",".join(delta),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Delta rebuilds a table's state in 50 tasks by default: far too many on 2 cores.
+        "spark.databricks.delta.snapshotPartitions": "2",
+    }
+    return config
+
+
+def s3a_options(settings: Settings) -> dict[str, str]:
+    """S3A's endpoint and credentials for the settings' S3 (none: AWS and its default chain)."""
+    options = {"endpoint.region": settings.aws_region}
+    endpoint = settings.aws_endpoint_url
+    if endpoint:
+        aws = settings.boto3_kwargs()
+        options |= {
+            "endpoint": endpoint,
+            "path.style.access": "true",
+            "connection.ssl.enabled": str(endpoint.startswith("https")).lower(),
+            "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            "access.key": aws["aws_access_key_id"],
+            "secret.key": aws["aws_secret_access_key"],
+        }
+    return options
+
+
+def use_s3a(spark: SparkSession, settings: Settings, uri: str) -> None:
+    """Point S3A at the settings' S3 for the bucket of ``uri`` (an ``s3a://`` one).
+
+    Per bucket and at run time: one session may serve several stacks (tests), and S3A
+    reads a bucket's options when it first opens that bucket.
+    """
+    if not uri.startswith("s3a://"):
+        return
+    bucket = uri.removeprefix("s3a://").split("/", 1)[0]
+    for key, value in s3a_options(settings).items():
+        spark.conf.set(f"fs.s3a.bucket.{bucket}.{key}", value)
+
+
+def require_jars(settings: Settings) -> None:
+    """What the reader and writer settings need from ``.jars/spark``, with what to do if absent."""
+    jars = local_jars(settings)
+    s3a = settings.batch_reader == "spark" and settings.batch_source_root.startswith("s3a://")
+    if s3a and not any(j.match(HADOOP_AWS_JAR) for j in jars):
+        raise PrerequisiteError(
+            f"--reader spark on s3a:// needs hadoop-aws in {settings.spark_jars}: run `make setup`."
+        )
+    if settings.table_writer == "spark-delta" and not any(j.match(DELTA_JAR) for j in jars):
+        raise PrerequisiteError(
+            f"--writer spark-delta needs delta-spark in {settings.spark_jars}: run `make setup`."
+        )
+
+
+def get_spark(
+    settings: Settings, app_name: str = "pinpipe", extra: Mapping[str, str] | None = None
+) -> SparkSession:
+    """Reuse an active session (spark-submit, Databricks) or start a local one.
+
+    ``extra`` settings go to a local session only (tests tune the JVM for tiny jobs).
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -28,10 +111,16 @@ def get_spark(settings: Settings, app_name: str = "pinpipe") -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
     )
-    if not os.environ.get("SPARK_REMOTE") and "spark.master" not in os.environ.get(
+    local = not os.environ.get("SPARK_REMOTE") and "spark.master" not in os.environ.get(
         "PYSPARK_SUBMIT_ARGS", ""
-    ):
+    )
+    if local:
         builder = builder.master(settings.spark_master)
+        require_jars(settings)
+        jars = local_jars(settings)
+        local_config = {**(jar_config(settings, jars) if jars else {}), **(extra or {})}
+        for key, value in local_config.items():
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -7,8 +7,10 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -49,6 +51,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         "PINPIPE_STATE_DIR": str(state),
         "PINPIPE_DB_CREDS_FILE": str(creds),
         "PINPIPE_BROKER_PORT": str(free_port()),
+        "PINPIPE_BROKER_CONTROLLER_PORT": str(free_port()),
         "PINPIPE_LOCALSTACK_PORT": str(free_port()),
         "PINPIPE_REST_PROXY_PORT": str(free_port()),
         "PINPIPE_AIRFLOW_PORT": str(free_port()),
@@ -69,8 +72,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 @pytest.fixture(scope="session")
 def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
     """The native stack, started once for the whole test session and stopped at its end."""
-    from sqlalchemy import create_engine, text
-
+    from services.stack.mysql import MySQLService
     from services.stack.stack import NativeStack
 
     settings = Settings()
@@ -79,16 +81,55 @@ def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
         stack.up()
         yield settings
     finally:
+        # A server the stack started lives in the session's temporary state directory and
+        # goes with it; on a server that was already there, drop what the session created.
+        if MySQLService(settings).proc.pid is None:
+            drop_database_and_user(settings)
         stack.down()
-        admin = create_engine(
-            f"mysql+pymysql://{settings.mysql_admin_user}:{settings.mysql_admin_password}"
-            f"@{settings.db.HOST}:{settings.db.PORT}/"
-        )
+
+
+def drop_database_and_user(settings: Settings) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(
+        f"mysql+pymysql://{settings.mysql_admin_user}:{settings.mysql_admin_password}"
+        f"@{settings.db.HOST}:{settings.db.PORT}/"
+    )
+    try:
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{settings.db.DATABASE}`"))
             for host in ("localhost", "%"):
                 conn.execute(text(f"DROP USER IF EXISTS '{settings.db.USER}'@'{host}'"))
+    finally:
         admin.dispose()
+
+
+# Short runs of tiny jobs: the quick JIT tier and a serial GC leave more of the two cores to
+# the tests themselves.
+TEST_SPARK_CONFIG = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local SparkSession for every Spark test, as the jobs get it (s3a and Delta jars
+    loaded), in UTC; started once and stopped at the end of the session."""
+    from spark.session import get_spark
+
+    with pytest.MonkeyPatch.context() as mp:
+        # PySpark converts collected timestamps to the process's local time: pin it to the
+        # session time zone so expected datetimes read as written.
+        mp.setenv("TZ", "UTC")
+        time.tzset()
+        session = get_spark(
+            Settings(spark_master="local[2]"), "pinpipe-tests", extra=TEST_SPARK_CONFIG
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        yield session
+        session.stop()
 
 
 INGESTED_EVENTS = 300

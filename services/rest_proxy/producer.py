@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 # Settings only librdkafka has, so they live here rather than in kafka-rest.properties.
 PRODUCER_OVERRIDES: dict[str, Any] = {
-    # Tansu creates a topic (with 4 partitions) on a metadata request for it; the proxy must
-    # answer 40401 instead, as a Kafka with auto.create.topics.enable=false would.
+    # A produce to a missing topic is a 40401, even against a broker that would auto-create it
+    # (MSK's default configuration does).
     "allow.auto.create.topics": False,
     # The Java client's partitioner, so a keyed record lands where the Confluent proxy puts it.
     "partitioner": "murmur2_random",
@@ -50,11 +50,17 @@ POLL_INTERVAL = 0.1
 QUEUE_FULL_BACKOFF = 0.005
 CLOSE_FLUSH_TIMEOUT = 10.0
 
-# Records lost with a producer that was replaced: never acknowledged, so sent once more.
-_RESEND_CODES = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._FATAL})
-# Local errors librdkafka does not flag retriable but the Java client does (TimeoutException).
+# Local errors librdkafka does not flag retriable but the Java client does (TimeoutException),
+# and the end of a producer: the record may go again through its successor.
 _RETRIABLE_CODES = frozenset(
-    {KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, *_RESEND_CODES}
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._FATAL,
+    }
 )
 _AUTHENTICATION_CODES = frozenset(
     {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
@@ -75,7 +81,7 @@ def confluent_error_code(err: KafkaError) -> int:
         return TopicNotFoundError.error_code
     if code == KafkaError._UNKNOWN_PARTITION:
         return PartitionNotFoundError.error_code
-    if err.retriable() or code in _RETRIABLE_CODES:
+    if err.retriable() or err.fatal() or code in _RETRIABLE_CODES:
         return KafkaRetriableError.error_code
     return KafkaFailureError.error_code
 
@@ -162,7 +168,7 @@ class TopicCatalog:
             raise TopicNotFoundError() from None
 
     async def configs(self, name: str) -> dict[str, str]:
-        """The topic's configuration entries (Tansu reports none)."""
+        """The topic's configuration entries (``GET /topics/{name}``'s ``configs``)."""
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
 
         def describe() -> dict[str, str]:
@@ -243,12 +249,13 @@ class _Batch:
 
 
 class RecordProducer:
-    """The process's one idempotent producer, polled by a thread, replaced when it is stuck.
+    """The process's one idempotent producer, polled by a thread; replaced after a fatal error.
 
-    After a broker restart that lost its state (Tansu with memory storage), librdkafka's
-    idempotent producer keeps bumping its epoch against an unknown producer id and never
-    recovers; a fatal error ends it for good. Either way the next request gets a new producer,
-    and the records the old one never got acknowledged are sent once more through it.
+    librdkafka retries a record until ``delivery.timeout.ms``, across a broker restart, and
+    idempotence keeps a retry from writing it twice. A fatal error means that guarantee could
+    not be kept and ends the producer for good: its records are reported failed (retriable,
+    50003: nothing says whether they were written, so the client decides) and later requests
+    go through a new producer.
     """
 
     def __init__(
@@ -260,7 +267,6 @@ class RecordProducer:
         self._factory = factory
         self._lock = threading.Lock()
         self._generation = 0
-        self._stale = False
         self._retired: list[Producer] = []
         self._producer = self._new_producer()
         self._stopping = threading.Event()
@@ -269,38 +275,9 @@ class RecordProducer:
 
     async def produce(self, topic: str, records: Sequence[KafkaRecord]) -> list[Delivery]:
         """Send every record and return, in order, what the broker answered for each."""
-        generation, deliveries = await self._send(topic, records)
-        lost = [
-            i
-            for i, d in enumerate(deliveries)
-            if d.error is not None and _lost_with_producer(d.error)
-        ]
-        if lost:
-            self._retire("records lost with their producer", generation)
-            log.warning(
-                "topic %s: sending %d records again through a new producer", topic, len(lost)
-            )
-            _, again = await self._send(topic, [records[i] for i in lost])
-            for i, delivery in zip(lost, again, strict=True):
-                deliveries[i] = delivery
-        if any(
-            d.error is not None and d.error.code() == KafkaError._MSG_TIMED_OUT for d in deliveries
-        ):
-            # The only sign of the epoch-bump loop: replace the producer for the next request.
-            self._retire("records timed out", generation)
-        return deliveries
-
-    def close(self, timeout: float = CLOSE_FLUSH_TIMEOUT) -> None:
-        """Stop the poll thread, then deliver what is queued (for up to ``timeout``)."""
-        self._stopping.set()
-        self._poller.join()
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            log.warning("closing with %d records not acknowledged", remaining)
-
-    async def _send(self, topic: str, records: Sequence[KafkaRecord]) -> tuple[int, list[Delivery]]:
         batch = _Batch(len(records), asyncio.get_running_loop())
-        generation, producer = self._current()
+        with self._lock:
+            generation, producer = self._generation, self._producer
         for index, record in enumerate(records):
             on_delivery = partial(batch.report, index)
             while True:
@@ -322,60 +299,55 @@ class RecordProducer:
                 except KafkaException as exc:
                     err = exc.args[0]
                     if err.fatal():
-                        self._retire(f"fatal error: {err.str()}", generation)
+                        self._replace(generation, err.str())
                     batch.set(index, Delivery(error=err))
                     break
-        return generation, await batch.done
+        deliveries = await batch.done
+        fatal = next((d.error for d in deliveries if d.error is not None and d.error.fatal()), None)
+        if fatal is not None:
+            self._replace(generation, fatal.str())
+        return deliveries
+
+    def close(self, timeout: float = CLOSE_FLUSH_TIMEOUT) -> None:
+        """Stop the poll thread, then deliver what is queued (for up to ``timeout``)."""
+        self._stopping.set()
+        self._poller.join()
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            log.warning("closing with %d records not acknowledged", remaining)
 
     def _new_producer(self) -> Producer:
         self._generation += 1
         conf = {**self._config, "error_cb": partial(self._on_error, self._generation)}
         return self._factory(conf)
 
-    def _current(self) -> tuple[int, Producer]:
+    def _replace(self, generation: int, reason: str) -> None:
+        """Replace the producer of ``generation`` if it is still the current one."""
         with self._lock:
-            if self._stale:
-                old = self._producer
-                self._producer = self._new_producer()
-                self._stale = False
-                # Its unacknowledged records fail now (_PURGE_*) and are sent again by produce().
-                old.purge(in_queue=True, in_flight=True, blocking=False)
-                self._retired.append(old)
-                log.warning("Kafka producer replaced (generation %d)", self._generation)
-            return self._generation, self._producer
-
-    def _retire(self, reason: str, generation: int) -> None:
-        """Mark the producer of ``generation`` for replacement, if it is still the current one."""
-        with self._lock:
-            if generation == self._generation and not self._stale:
-                self._stale = True
-                log.warning("Kafka producer %d will be replaced: %s", generation, reason)
+            if generation != self._generation:
+                return
+            # Its remaining records fail with the fatal error; the poll thread reports them.
+            self._retired.append(self._producer)
+            self._producer = self._new_producer()
+        log.warning("Kafka producer %d replaced after a fatal error: %s", generation, reason)
 
     def _on_error(self, generation: int, err: KafkaError) -> None:
-        # A broker that comes back may have lost the producer's id: start afresh. Other
-        # client errors are transient and already in librdkafka's own log.
-        if err.fatal() or err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._retire(err.str(), generation)
+        # Other client errors (a broker down, a timeout) are transient: librdkafka retries
+        # them itself and logs them already.
+        if err.fatal():
+            self._replace(generation, err.str())
 
     def _poll_loop(self) -> None:
         while not self._stopping.is_set():
-            self._producer.poll(POLL_INTERVAL)
-            if self._retired:
-                self._drain_retired()
-
-    def _drain_retired(self) -> None:
-        with self._lock:
-            retired = list(self._retired)
-        for old in retired:
-            old.poll(0)
-            if len(old) == 0:
-                # Every report is served: dropping the last reference destroys the client.
-                with self._lock:
-                    self._retired.remove(old)
-
-
-def _lost_with_producer(err: KafkaError) -> bool:
-    return err.fatal() or err.code() in _RESEND_CODES
+            with self._lock:
+                producer, retired = self._producer, list(self._retired)
+            producer.poll(POLL_INTERVAL)
+            for old in retired:
+                old.poll(0)
+                if len(old) == 0:
+                    # Every report is served: dropping the last reference destroys the client.
+                    with self._lock:
+                        self._retired.remove(old)
 
 
 class KafkaBackend:

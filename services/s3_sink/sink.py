@@ -52,10 +52,6 @@ DEFAULT_UPLOAD_THREADS = 8
 MIN_CONSUME_BATCH = 500
 MAX_CONSUME_BATCH = 5000
 POLL_TIMEOUT_S = 0.5
-# Tansu makes a joining member wait session.timeout.ms / 2; Kafka's 45 s default would
-# stall every start and rebalance for 23 s.
-SESSION_TIMEOUT_MS = "6000"
-HEARTBEAT_INTERVAL_MS = "1000"
 # Regex subscriptions see new matching topics at the next metadata refresh (Java's
 # default is 5 minutes).
 METADATA_REFRESH_MS = "10000"
@@ -96,8 +92,6 @@ def consumer_config(config: S3SinkConfig, settings: Settings) -> dict[str, Any]:
         "client.id": f"connector-consumer-{config.name}-0",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": SESSION_TIMEOUT_MS,
-        "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
         "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
         "logger": logging.getLogger("services.s3_sink.kafka"),
         **config.consumer_overrides,

@@ -68,6 +68,20 @@ class ObjectNamer:
         name = f"{topic}{d}{partition}{d}{start_offset:0{self.zero_pad_width}d}{JSON_EXTENSION}"
         return self.prefix(topic, partition) + name
 
+    def parse(self, key: str) -> tuple[str, int, int] | None:
+        """(topic, partition, start offset) of a key this namer writes; None for any other."""
+        d = self.file_delim
+        name = key.rsplit(self.directory_delim, 1)[-1]
+        if not name.endswith(JSON_EXTENSION):
+            return None
+        topic, sep, rest = name.removesuffix(JSON_EXTENSION).rpartition(d)
+        topic, sep2, partition = topic.rpartition(d)
+        if not (sep and sep2 and partition.isdigit() and rest.isdigit()):
+            return None
+        if key != self.key(topic, int(partition), int(rest)):
+            return None
+        return topic, int(partition), int(rest)
+
 
 def next_scheduled_rotation(now_ms: int, interval_ms: int, zone: ZoneInfo) -> int:
     """The next rotation time: a multiple of the interval after local midnight, capped at the

@@ -29,6 +29,7 @@ class NativeService(ABC):
     name: ClassVar[str]
     port_setting: ClassVar[str] = ""
     startup_timeout: ClassVar[float] = 60.0
+    stop_timeout: ClassVar[float] = 15.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -37,6 +38,10 @@ class NativeService(ABC):
     @property
     @abstractmethod
     def port(self) -> int: ...
+
+    def claimed_ports(self) -> list[tuple[int, str]]:
+        """Every (port, setting) the process listens on; each must be free before it starts."""
+        return [(self.port, self.port_setting or "settings")]
 
     @abstractmethod
     def endpoint(self) -> str: ...
@@ -64,16 +69,15 @@ class NativeService(ABC):
         if self.proc.process() is not None:
             self.proc.stop()
         self.check_prerequisites()
-        require_free_port(
-            self.settings.bind_host, self.port, self.name, self.port_setting or "settings"
-        )
+        for port, setting in self.claimed_ports():
+            require_free_port(self.settings.bind_host, port, self.name, setting)
         self.launch()
         wait_until(self.healthy, service=self.name, timeout=self.startup_timeout, proc=self.proc)
         self.provision()
         return "started"
 
     def down(self) -> bool:
-        return self.proc.stop()
+        return self.proc.stop(timeout=self.stop_timeout)
 
     def status(self) -> ServiceStatus:
         pid = self.proc.pid

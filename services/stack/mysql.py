@@ -27,6 +27,7 @@ class MySQLService(NativeService):
     name = "mysql"
     port_setting = "PORT in db_creds.yaml"
     startup_timeout = 60.0
+    stop_timeout = 30.0
 
     @property
     def port(self) -> int:
@@ -190,9 +191,6 @@ class MySQLService(NativeService):
                 source.seed(self.settings.seed_posts, self.settings.seed)
         finally:
             source.engine.dispose()
-
-    def down(self) -> bool:
-        return self.proc.stop(timeout=30)
 
     def status(self) -> ServiceStatus:
         up = self.healthy()

@@ -109,6 +109,23 @@ class ManagedProcess:
             return ""
 
 
+def run_logged(argv: Sequence[str], log_file: Path, timeout: float) -> tuple[int, str]:
+    """Run a command to completion, appending its output to ``log_file``; (code, output)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ServiceStartError(
+            Path(argv[0]).name, f"{' '.join(argv)} did not finish in {timeout:.0f}s"
+        ) from exc
+    output = done.stdout + done.stderr
+    with log_file.open("a") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} ran {' '.join(argv)}\n{output}")
+    return done.returncode, output
+
+
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     """True if something accepts TCP connections at host:port."""
     try:

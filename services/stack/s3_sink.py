@@ -1,7 +1,9 @@
 """The S3 sink (``python -m services.s3_sink``): the stack's topics to its bucket.
 
 It listens on no port: it is healthy when its process runs and its status file, written by
-that same process, says ``running`` (subscribed, bucket found).
+that same process, says ``running`` (subscribed, bucket found). Before it starts, partitions
+the bucket lost (LocalStack keeps no objects across its restarts) are rewound, so that the
+sink writes them again from the log (services/s3_sink/rebuild.py).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import sys
 
 from services.s3_sink.config import S3SinkConfig, load_connector_config
+from services.s3_sink.rebuild import Rewind, rebuild_lost_objects
+from services.s3_sink.sink import s3_client
 from services.s3_sink.status import read_status, status_path
 from services.settings import PROJECT_ROOT
 from services.stack.base import NativeService
@@ -48,9 +52,19 @@ class S3SinkService(NativeService):
         if self.proc.process() is not None:
             self.proc.stop()
         self.check_prerequisites()
+        rewinds = self.rebuild()
         self.launch()
         wait_until(self.healthy, service=self.name, timeout=self.startup_timeout, proc=self.proc)
+        if rewinds:
+            records = sum(r.committed - r.to for r in rewinds)
+            return f"started, writing {records:,} records the bucket lost again from the log"
         return "started"
+
+    def rebuild(self) -> list[Rewind]:
+        """Rewind the connector's group where the bucket lacks what it committed."""
+        config = self.config()
+        s3 = s3_client(config, self.settings, max_connections=4)
+        return rebuild_lost_objects(config, self.settings.kafka_bootstrap_servers, s3)
 
     def launch(self) -> None:
         s = self.settings

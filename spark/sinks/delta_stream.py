@@ -20,6 +20,7 @@ when it decoded) and ``batch_id``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from pyspark.sql import functions as F
 
 from services.errors import ConfigError
 from services.settings import Settings
+from spark.session import use_s3a
 from spark.sinks.tables import storage_options, table_uri
 from spark.sources.kinesis import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS, IND, REASON
@@ -116,52 +118,70 @@ class DeltaRsWriter:
 
 
 class SparkDeltaWriter:
-    """Delta Lake inside Spark (Databricks): the same transaction, as Delta's session confs.
+    """Delta Lake inside Spark (Databricks, or .jars/spark natively): the same transaction,
+    as Delta's session settings.
 
-    With ``spark.databricks.delta.write.txnAppId``/``txnVersion`` set, Delta itself skips
-    a write (MERGE included) whose version it has seen, so a replay can't be told apart
-    from a write here: the rows are reported either way.
+    With ``spark.databricks.delta.write.txnAppId``/``txnVersion`` set, Delta itself skips a
+    write (MERGE included) whose version it has already recorded for that app id: a skipped
+    write adds no commit, which is how a replay is told apart. The two are session
+    settings, so the tables of a micro-batch are written one at a time.
     """
 
     APP_ID_CONF: Final = "spark.databricks.delta.write.txnAppId"
     VERSION_CONF: Final = "spark.databricks.delta.write.txnVersion"
 
-    def __init__(self, spark: SparkSession) -> None:
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark = spark
+        self.settings = settings
+        self._lock = threading.Lock()
 
     def write(
         self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int
     ) -> int | None:
-        from delta.tables import DeltaTable  # delta-spark, present on Databricks
+        from delta.tables import DeltaTable  # delta-spark: .jars/spark, or Databricks'
 
         spark = self.spark
+        use_s3a(spark, self.settings, uri)
         rows = df.cache()
         try:
             n = rows.count()
             if n == 0:
                 return 0
-            spark.conf.set(self.APP_ID_CONF, app_id)
-            spark.conf.set(self.VERSION_CONF, str(batch_id))
-            if key is None or not DeltaTable.isDeltaTable(spark, uri):
-                rows.write.format("delta").mode("append").save(uri)
-            else:
-                (
-                    DeltaTable.forPath(spark, uri)
-                    .alias("t")
-                    .merge(rows.alias("s"), f"t.{key} = s.{key}")
-                    .whenMatchedUpdateAll()
-                    .whenNotMatchedInsertAll()
-                    .execute()
-                )
-            return n
+            with self._lock:
+                before = self._version(uri)
+                spark.conf.set(self.APP_ID_CONF, app_id)
+                spark.conf.set(self.VERSION_CONF, str(batch_id))
+                try:
+                    if key is None or before < 0:
+                        rows.write.format("delta").mode("append").save(uri)
+                    else:
+                        (
+                            DeltaTable.forPath(spark, uri)
+                            .alias("t")
+                            .merge(rows.alias("s"), f"t.{key} = s.{key}")
+                            .whenMatchedUpdateAll()
+                            .whenNotMatchedInsertAll()
+                            .execute()
+                        )
+                finally:
+                    spark.conf.unset(self.APP_ID_CONF)
+                    spark.conf.unset(self.VERSION_CONF)
+                return n if self._version(uri) > before else None
         finally:
-            spark.conf.unset(self.APP_ID_CONF)
-            spark.conf.unset(self.VERSION_CONF)
             rows.unpersist()
+
+    def _version(self, uri: str) -> int:
+        """The table's newest commit (-1 before the table exists)."""
+        from delta.tables import DeltaTable
+
+        if not DeltaTable.isDeltaTable(self.spark, uri):
+            return -1
+        return int(DeltaTable.forPath(self.spark, uri).history(1).collect()[0]["version"])
 
     def count(self, uri: str) -> int:
         from delta.tables import DeltaTable
 
+        use_s3a(self.spark, self.settings, uri)
         if not DeltaTable.isDeltaTable(self.spark, uri):
             return 0
         return int(self.spark.read.format("delta").load(uri).count())
@@ -172,7 +192,7 @@ def table_writer(settings: Settings, spark: SparkSession) -> TableWriter:
     if settings.table_writer == "delta-rs":
         return DeltaRsWriter(settings)
     if settings.table_writer == "spark-delta":
-        return SparkDeltaWriter(spark)
+        return SparkDeltaWriter(spark, settings)
     raise ConfigError("the streaming job writes Delta: set table_writer to delta-rs or spark-delta")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 
 from services.settings import Settings
+from spark.session import use_s3a
 
 
 def table_uri(settings: Settings, name: str) -> str:
@@ -39,7 +40,9 @@ def write_table(df: DataFrame, settings: Settings, name: str) -> str:
             storage_options=storage_options(settings) or None,
         )
     elif settings.table_writer == "spark-delta":
+        use_s3a(df.sparkSession, settings, uri)
         df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
     else:
+        use_s3a(df.sparkSession, settings, uri)
         df.write.mode("overwrite").parquet(uri)
     return uri

@@ -7,11 +7,14 @@ not a JSON object of the expected shape).
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from services.settings import Settings
+from spark.session import use_s3a
 from spark.sources.s3_lines import S3LinesDataSource
 from spark.transformations.schemas import RAW_SCHEMAS
 
@@ -38,7 +41,9 @@ def parse_lines(lines: DataFrame, table: str) -> DataFrame:
 
 
 def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
-    path = f"{settings.batch_source_root.rstrip('/')}/{topic_prefix(settings, table)}"
+    root = settings.batch_source_root.rstrip("/")
+    use_s3a(spark, settings, root)
+    path = f"{root}/{topic_prefix(settings, table)}"
     return (
         spark.read.schema(with_corrupt_column(RAW_SCHEMAS[table]))
         .option("mode", "PERMISSIVE")
@@ -46,7 +51,8 @@ def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> Dat
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", "*.json")
         .json(path)
-        .withColumn(SOURCE, F.input_file_name())
+        # The object's key, as the boto3 reader gives it: the path under the root.
+        .withColumn(SOURCE, F.regexp_replace(F.input_file_name(), f"^{re.escape(root)}/", ""))
     )
 
 

@@ -13,7 +13,7 @@ import yaml
 from aws_deploy import msk
 from aws_deploy.runner import Deployment
 from services.api_gateway import find_rest_apis
-from services.settings import Settings
+from services.settings import MSK_KAFKA_VERSION, Settings
 from tests.aws_deploy.conftest import (
     BOOTSTRAP,
     CLUSTER_ARN,
@@ -22,6 +22,7 @@ from tests.aws_deploy.conftest import (
     quiet,
     stubbed,
 )
+from tests.aws_deploy.test_msk import cluster
 from tests.conftest import unique_name
 
 pytestmark = pytest.mark.integration
@@ -78,15 +79,18 @@ def test_topics_through_a_kafka_admin_client(native_stack: Settings, tmp_path: P
             {"BootstrapBrokerStringSaslIam": BOOTSTRAP},
             {"ClusterArn": CLUSTER_ARN},
         )
+        stub.add_response(
+            "describe_cluster_v2", cluster(MSK_KAFKA_VERSION), {"ClusterArn": CLUSTER_ARN}
+        )
         d = deployment(tmp_path, target, only=["msk"], clients={"kafka": kafka})
         d.ctx.facts["topic_admin"] = admin
         if action == "destroy":
             return [c.action.value for c in d.destroy(quiet(), confirm=lambda _: True)]
         return [c.action.value for c in getattr(d, action)(quiet())]
 
-    assert run("apply") == ["create"] * 3
+    assert run("apply") == ["no-op"] + ["create"] * 3
     assert {t for t in admin.partitions() if t.startswith(uid)} == {
         f"{uid}.{t}" for t in ("pin", "geo", "user")
     }
-    assert run("plan") == ["no-op"] * 3
+    assert run("plan") == ["no-op"] * 4
     assert run("destroy") == ["delete"] * 3

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from aws_deploy import msk
+from services.settings import MSK_KAFKA_VERSION
 from tests.aws_deploy.conftest import (
     BOOTSTRAP,
     CLUSTER_ARN,
@@ -24,10 +25,15 @@ pytestmark = pytest.mark.unit
 TOPICS = [f"{UID}.pin", f"{UID}.geo", f"{UID}.user"]
 
 
+def topic_actions(changes: list[Any]) -> list[tuple[str, str, str]]:
+    return [a for a in actions(changes) if a[0] == "topic"]
+
+
 def cluster(version: str = "3.6.0") -> dict[str, Any]:
     return {
         "ClusterInfo": {
             "ClusterArn": CLUSTER_ARN,
+            "CurrentVersion": "K3AEGXETSR30VB",
             "ClusterType": "PROVISIONED",
             "Provisioned": {
                 "BrokerNodeGroupInfo": {
@@ -84,14 +90,14 @@ def test_apply_creates_three_topics_then_a_second_apply_changes_nothing(tmp_path
     first = deployment(tmp_path, base_target(), only=["msk"], clients={"kafka": kafka})
     changes = first.apply(quiet())
     stub.assert_no_pending_responses()
-    assert actions(changes) == [("topic", t, "create") for t in TOPICS]
+    assert topic_actions(changes) == [("topic", t, "create") for t in TOPICS]
     assert first.ctx.outputs["bootstrap_servers"] == BOOTSTRAP
 
     # Only reads are queued: any create/update call would fail the Stubber.
     kafka, stub = stubbed("kafka")
     queue_reads(stub, dict.fromkeys(TOPICS, 1))
     second = deployment(tmp_path, base_target(), only=["msk"], clients={"kafka": kafka})
-    assert [c.action.value for c in second.apply(quiet())] == ["no-op"] * 3
+    assert [c.action.value for c in second.apply(quiet())] == ["no-op"] * 4
     stub.assert_no_pending_responses()
 
 
@@ -100,7 +106,7 @@ def test_partitions_grow_but_never_shrink(tmp_path: Path) -> None:
     queue_reads(stub, {TOPICS[0]: 1, TOPICS[1]: 6, TOPICS[2]: 3})
     target = base_target(msk={"cluster_arn": CLUSTER_ARN, "topic_partitions": 3})
     changes = deployment(tmp_path, target, only=["msk"], clients={"kafka": kafka}).plan(quiet())
-    assert [(c.action.value, c.detail) for c in changes] == [
+    assert [(c.action.value, c.detail) for c in changes if c.kind == "topic"] == [
         ("update", "partitions 1 → 3"),
         ("no-op", "6 partition(s) (partitions never shrink)"),
         ("no-op", "3 partition(s)"),
@@ -132,7 +138,8 @@ def test_older_kafka_uses_an_iam_admin_client(
         quiet()
     )
     assert made == [(BOOTSTRAP, "us-east-1")]
-    assert [c.action.value for c in changes] == ["create"] * 3
+    assert [c.action.value for c in changes] == ["no-op"] + ["create"] * 3
+    assert "2.8.1, not the local runtimes' " in changes[0].detail
 
 
 def test_a_cluster_without_iam_auth_is_a_clear_error(tmp_path: Path) -> None:
@@ -187,3 +194,36 @@ def test_destroy_deletes_only_the_topics_apply_created(tmp_path: Path) -> None:
     stub.assert_no_pending_responses()
     assert actions(changes) == [("topic", t, "delete") for t in reversed(TOPICS[1:])]
     assert gone.ctx.state.created == []
+
+
+@pytest.mark.parametrize(
+    ("version", "upgrade", "action", "detail"),
+    [
+        (MSK_KAFKA_VERSION, False, "no-op", f"{MSK_KAFKA_VERSION}, as the local runtimes"),
+        ("4.1.x.kraft", True, "no-op", "as the local runtimes"),
+        ("3.6.0", False, "no-op", "set msk.upgrade_kafka: true to upgrade"),
+        ("3.6.0", True, "update", f"3.6.0 → {MSK_KAFKA_VERSION}"),
+    ],
+)
+def test_plan_checks_the_clusters_kafka_line_and_upgrades_only_when_asked(
+    tmp_path: Path, version: str, upgrade: bool, action: str, detail: str
+) -> None:
+    kafka, stub = stubbed("kafka")
+    queue_reads(stub, dict.fromkeys(TOPICS, 1), version)
+    target = base_target(msk={"cluster_arn": CLUSTER_ARN, "upgrade_kafka": upgrade})
+    d = deployment(tmp_path, target, only=["msk"], clients={"kafka": kafka})
+    row = d.plan(quiet())[0]
+    assert (row.kind, row.action.value) == ("kafka version", action)
+    assert detail in row.detail
+    if action == "update":
+        stub.add_response(
+            "update_cluster_kafka_version",
+            {"ClusterArn": CLUSTER_ARN, "ClusterOperationArn": CLUSTER_ARN + "-op"},
+            {
+                "ClusterArn": CLUSTER_ARN,
+                "CurrentVersion": "K3AEGXETSR30VB",
+                "TargetKafkaVersion": MSK_KAFKA_VERSION,
+            },
+        )
+        assert "upgrading" in row.execute()
+        stub.assert_no_pending_responses()

@@ -18,11 +18,14 @@ from typing import Any
 import httpx
 
 from services.compose_init import connector_config, render_kafka_rest
+from services.config_files import KAFKA_SERVER_PROPERTIES
 from services.settings import PROJECT_ROOT, Settings
 from tests.compose.conftest import env_with_secrets, resolved_compose
 from tests.conftest import free_port
 
 LOCAL = "127.0.0.1"
+# Where apache/kafka takes a server.properties to which it appends its KAFKA_* variables.
+MOUNTED_SERVER_PROPERTIES = "/mnt/shared/config/server.properties"
 
 
 def compose_service(service: str, **variables: str) -> dict[str, Any]:
@@ -73,6 +76,7 @@ def start_kafka(network: Any) -> Kafka:
         .with_network(network)
         .with_network_aliases("broker")
         .with_envs(**{k: str(v) for k, v in service["environment"].items()})
+        .with_volume_mapping(str(KAFKA_SERVER_PROPERTIES), MOUNTED_SERVER_PROPERTIES, "ro")
         .with_bind_ports(9092, (LOCAL, port))  # type: ignore[arg-type]
         .start()
     )

@@ -21,8 +21,14 @@ import jsonschema
 import pytest
 
 from services.compose_init import connector_config, render_kafka_rest
-from services.config_files import load_properties, render, template_values
-from services.settings import PROJECT_ROOT, Settings
+from services.config_files import (
+    KAFKA_SERVER_PROPERTIES,
+    load_properties,
+    parse_properties,
+    render,
+    template_values,
+)
+from services.settings import KAFKA_VERSION, PROJECT_ROOT, Settings
 from tests.compose.conftest import (
     COMPOSE_FILE,
     VARIABLE,
@@ -311,3 +317,28 @@ def test_connect_gets_the_s3_plugin_version_msk_connect_gets() -> None:
 def test_the_docker_build_context_leaves_secrets_out() -> None:
     ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert {".env", "db_creds.yaml", "aws-target.yaml", ".git", ".venv"} <= set(ignored)
+
+
+def test_the_broker_runs_the_shared_server_properties_with_only_its_network_overridden() -> None:
+    broker = services()["broker"]
+    assert broker["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    mounts = {str(v).split(":")[0]: str(v).split(":")[1] for v in broker["volumes"]}
+    assert mounts["./config/kafka-server.properties"] == "/mnt/shared/config/server.properties"
+    # The image appends KAFKA_<KEY> variables to the mounted file (KafkaDockerWrapper).
+    overridden = {
+        k.removeprefix("KAFKA_").lower().replace("_", ".")
+        for k in broker["environment"]
+        if k.startswith("KAFKA_") and k != "KAFKA_HEAP_OPTS"
+    }
+    text = KAFKA_SERVER_PROPERTIES.read_text()
+    shared = parse_properties(text, KAFKA_SERVER_PROPERTIES)
+    placeholders = {k for k, v in shared.items() if "${" in v}
+    assert placeholders == {
+        "listeners",
+        "advertised.listeners",
+        "controller.quorum.voters",
+        "log.dirs",
+    }
+    assert placeholders <= overridden
+    # The host listener needs its name mapped; nothing else is written twice.
+    assert overridden - placeholders == {"listener.security.protocol.map"}

@@ -27,7 +27,6 @@ from services.s3_sink.sink import S3Sink
 from services.settings import Settings
 from tests.conftest import unique_name
 from tests.services.s3_sink.conftest import (
-    FAST_GROUP,
     SinkThread,
     committed,
     keys,
@@ -230,7 +229,6 @@ def test_the_sink_writes_the_connectors_keys_and_contents(
     props = {
         "name": f"{prefix}-connector",
         "topics.regex": f"{prefix}\\..*",
-        **FAST_GROUP,
         **{k: v.format(prefix=prefix) for k, v in case.overrides.items()},
     }
     stop = sink_target.start(props)

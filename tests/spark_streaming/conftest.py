@@ -1,8 +1,7 @@
-"""Fixtures of the streaming tests: a local SparkSession, and streams and tables of a test's own."""
+"""Fixtures of the streaming tests: streams, tables and checkpoints of a test's own."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,32 +11,10 @@ import boto3
 import httpx
 import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
 
 from services.settings import TABLES, Settings
 from spark.sinks.tables import table_uri
 from tests.conftest import unique_name
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    """A local SparkSession in UTC (shared with the other Spark tests when they run too)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYSPARK_PYTHON", sys.executable)
-        mp.setenv("TZ", "UTC")
-        time.tzset()
-        session = (
-            SparkSession.builder.master("local[2]")
-            .appName("pinpipe-tests")
-            .config("spark.sql.shuffle.partitions", "2")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.driver.host", "127.0.0.1")
-            .getOrCreate()
-        )
-        session.sparkContext.setLogLevel("ERROR")
-        yield session
-        session.stop()
 
 
 def kinesis(settings: Settings) -> Any:

@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from services.settings import TABLES, Settings
-from spark.sinks.delta_stream import DeltaRsWriter, DeltaStreamSink
+from spark.sinks.delta_stream import DeltaStreamSink, TableWriter, table_writer
 from spark.sinks.tables import table_uri
 from spark.sources.kinesis import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS
@@ -94,9 +94,17 @@ class Batch:
         return spark.createDataFrame(self.records, KINESIS_SCHEMA)
 
 
+@pytest.fixture(params=["delta-rs", "spark-delta"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Each test runs with both Delta writers: delta-rs and Spark's own Delta."""
+    return Settings(
+        user_id="sinktest", warehouse_uri=str(tmp_path / "warehouse"), table_writer=request.param
+    )
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(user_id="sinktest", warehouse_uri=str(tmp_path / "warehouse"))
+def writer(spark: SparkSession, settings: Settings) -> TableWriter:
+    return table_writer(settings, spark)
 
 
 def expected(spark: SparkSession, table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,7 +115,7 @@ def expected(spark: SparkSession, table: str, rows: list[dict[str, Any]]) -> lis
 
 
 def test_both_data_forms_clean_alike_and_bad_records_are_quarantined(
-    spark: SparkSession, settings: Settings
+    spark: SparkSession, settings: Settings, writer: TableWriter
 ) -> None:
     batch = Batch(settings)
     for table, make in ROWS.items():
@@ -121,7 +129,7 @@ def test_both_data_forms_clean_alike_and_bad_records_are_quarantined(
         batch.add("user", as_object({"first_name": "no ind"})): "missing ind",
         batch.add("pin", as_base64(pin(3, index="three"))): "ind is not an integer",
     }
-    DeltaStreamSink(settings, DeltaRsWriter(settings), "test-app")(batch.frame(spark), 0)
+    DeltaStreamSink(settings, writer, "test-app")(batch.frame(spark), 0)
 
     for table, make in ROWS.items():
         want = expected(spark, table, [make(1), make(2)])
@@ -136,13 +144,19 @@ def test_both_data_forms_clean_alike_and_bad_records_are_quarantined(
     assert by_seq[list(bad)[-1]]["payload"] == json.dumps(pin(3, index="three"))
 
 
-class CrashAfterPin(DeltaRsWriter):
+class CrashAfterPin:
     """A writer that commits the pin table and dies before any other, like a kill mid-batch."""
+
+    def __init__(self, writer: TableWriter) -> None:
+        self.writer = writer
 
     def write(self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int) -> Any:
         if not uri.endswith("_pin_table"):
             raise RuntimeError("killed")
-        return super().write(df, uri, key, app_id, batch_id)
+        return self.writer.write(df, uri, key, app_id, batch_id)
+
+    def count(self, uri: str) -> int:
+        return self.writer.count(uri)
 
 
 def versions(settings: Settings) -> dict[str, int | None]:
@@ -155,7 +169,7 @@ def versions(settings: Settings) -> dict[str, int | None]:
 
 
 def test_a_replayed_batch_completes_what_a_crash_left_and_writes_nothing_twice(
-    spark: SparkSession, settings: Settings
+    spark: SparkSession, settings: Settings, writer: TableWriter
 ) -> None:
     batch = Batch(settings)
     for ind in (1, 2, 2):  # a post sampled twice in one batch
@@ -165,12 +179,12 @@ def test_a_replayed_batch_completes_what_a_crash_left_and_writes_nothing_twice(
     frame = batch.frame(spark)
 
     with pytest.raises(RuntimeError, match="killed"):
-        DeltaStreamSink(settings, CrashAfterPin(settings), "app")(frame, 0)
+        DeltaStreamSink(settings, CrashAfterPin(writer), "app")(frame, 0)
     assert [r["ind"] for r in delta_rows(settings, settings.delta_tables["pin"])] == [1, 2]
     assert delta_rows(settings, settings.delta_tables["geo"]) == []
 
     outcomes = []
-    sink = DeltaStreamSink(settings, DeltaRsWriter(settings), "app", outcomes.append)
+    sink = DeltaStreamSink(settings, writer, "app", outcomes.append)
     sink(frame, 0)
     assert outcomes[-1].replayed == ["pin"]
     assert outcomes[-1].merged == {"geo": 2, "user": 2}
@@ -183,8 +197,10 @@ def test_a_replayed_batch_completes_what_a_crash_left_and_writes_nothing_twice(
     assert len(delta_rows(settings, settings.quarantine_table)) == 1
 
 
-def test_later_batches_merge_on_ind(spark: SparkSession, settings: Settings) -> None:
-    sink = DeltaStreamSink(settings, DeltaRsWriter(settings), "app")
+def test_later_batches_merge_on_ind(
+    spark: SparkSession, settings: Settings, writer: TableWriter
+) -> None:
+    sink = DeltaStreamSink(settings, writer, "app")
     first = Batch(settings)
     for ind in (1, 2):
         first.add("pin", as_object(pin(ind)))

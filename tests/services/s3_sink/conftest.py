@@ -26,9 +26,6 @@ from services.s3_sink.sink import S3Sink
 from services.settings import Settings
 from tests.conftest import unique_name
 
-# Joining a group on Tansu waits session.timeout.ms / 2: keep test starts short.
-FAST_GROUP = {"consumer.override.session.timeout.ms": "2000"}
-
 
 @dataclass
 class Topics:
@@ -44,8 +41,7 @@ class Topics:
 
 @pytest.fixture
 def topics(native_stack: Settings) -> Callable[..., Topics]:
-    """Create topics ``<prefix>.<suffix>`` with the given partitions (explicitly: Tansu would
-    auto-create them with 4)."""
+    """Create topics ``<prefix>.<suffix>`` with the given partitions."""
     admin = AdminClient({"bootstrap.servers": native_stack.kafka_bootstrap_servers})
 
     def create(*suffixes: str, partitions: int = 1, prefix: str | None = None) -> Topics:
@@ -141,7 +137,6 @@ def sink_config(
     props = {
         "name": f"{topics.prefix}-connector",
         "topics.regex": topics.regex,
-        **FAST_GROUP,
         **(overrides or {}),
     }
     return load_connector_config(settings, overrides=props)

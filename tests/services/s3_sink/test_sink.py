@@ -150,7 +150,6 @@ def _dlq_records(settings: Settings, topic: str, count: int) -> list[Any]:
             "bootstrap.servers": settings.kafka_bootstrap_servers,
             "group.id": f"{topic}-reader",
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 2000,
         }
     )
     consumer.subscribe([topic])

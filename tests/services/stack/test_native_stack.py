@@ -98,6 +98,7 @@ def _own_stack(tmp_path: Path, native_stack: Settings) -> Settings:
         state_dir=tmp_path / "state",
         db_creds_file=native_stack.db_creds_file,
         broker_port=free_port(),
+        broker_controller_port=free_port(),
         localstack_port=free_port(),
         rest_proxy_port=free_port(),
         seed_posts=100,
@@ -152,6 +153,12 @@ def test_port_in_use_is_one_clear_sentence(tmp_path: Path, native_stack: Setting
             PrerequisiteError, match=r"Port \d+ .* already in use.*PINPIPE_BROKER_PORT"
         ):
             BrokerService(settings).up()
+
+
+def test_missing_kafka_jars_say_what_to_do(tmp_path: Path, native_stack: Settings) -> None:
+    settings = _own_stack(tmp_path, native_stack).model_copy(update={"jars_dir": tmp_path})
+    with pytest.raises(PrerequisiteError, match=r"Kafka 4\.1\.\d+'s jars are not in .*make setup"):
+        BrokerService(settings).up()
 
 
 def test_missing_localstack_venv_says_what_to_do(
