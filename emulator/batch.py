@@ -35,6 +35,9 @@ class EmulationOptions:
     direct: bool = False
     classic: bool = False
     max_attempts: int = 5
+    # Keep where every acknowledged record was written (Summary.offsets): for checks that
+    # follow records through the pipeline; off for long runs.
+    keep_offsets: bool = False
 
 
 @dataclass
@@ -52,20 +55,28 @@ class Summary:
     seconds: float = 0.0
     acknowledged_by_topic: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "events_per_second": round(self.events_per_second, 1)}
+        summary = {k: v for k, v in asdict(self).items() if k != "offsets"}
+        return {**summary, "events_per_second": round(self.events_per_second, 1)}
 
 
 class Tally:
     """Thread-safe counters shared by the sending threads."""
 
-    def __init__(self, summary: Summary, on_records: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        summary: Summary,
+        on_records: Callable[[int], None] | None,
+        keep_offsets: bool = False,
+    ) -> None:
         self.summary = summary
+        self.keep_offsets = keep_offsets
         self.errors: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.on_records = on_records
@@ -82,6 +93,8 @@ class Tally:
                 s.acknowledged_by_topic.get(topic, 0) + result.acknowledged
             )
             self.errors.update(result.errors)
+            if self.keep_offsets:
+                s.offsets.setdefault(topic, []).extend(result.offsets)
         if self.on_records:
             self.on_records(n)
 
@@ -126,7 +139,7 @@ def run_batch(
     sampler = RowSampler(engine, opts.seed)
     client = KafkaRestClient(url, max_attempts=opts.max_attempts, pool=max(opts.concurrency, 1) * 2)
     summary = Summary(target=url)
-    tally = Tally(summary, on_records)
+    tally = Tally(summary, on_records, opts.keep_offsets)
     started = time.monotonic()
     deadline = started + opts.duration if opts.duration else None
     try:

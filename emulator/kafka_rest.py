@@ -34,6 +34,8 @@ class ProduceResult:
     failed: int = 0
     attempts: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    # (partition, offset) of every acknowledged record, in request order.
+    offsets: list[tuple[int, int]] = field(default_factory=list)
 
 
 class KafkaRestClient:
@@ -79,6 +81,7 @@ class KafkaRestClient:
         for entry in offsets:
             if entry.get("error_code") is None and entry.get("offset") is not None:
                 result.acknowledged += 1
+                result.offsets.append((int(entry.get("partition") or 0), int(entry["offset"])))
             else:
                 result.failed += 1
                 result.errors[f"{entry.get('error_code')}: {entry.get('error')}"] += 1

@@ -241,8 +241,6 @@ class Settings(BaseSettings):
         self.state_dir = self.state_dir.resolve()
         if not self.warehouse_uri:
             self.warehouse_uri = str(self.state_dir / "warehouse")
-        if not self.batch_source_root:
-            self.batch_source_root = f"s3a://{self.bucket}"
         return self
 
     # ---- names (the contract's table) -------------------------------------------------
@@ -258,6 +256,11 @@ class Settings(BaseSettings):
     @property
     def bucket(self) -> str:
         return f"user-{self.user_id}-bucket"
+
+    @property
+    def source_root(self) -> str:
+        """Where the spark reader finds the sink's layout: the setting, else ``s3a://<bucket>``."""
+        return self.batch_source_root or f"s3a://{self.bucket}"
 
     @property
     def streams(self) -> dict[str, str]:

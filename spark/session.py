@@ -77,7 +77,7 @@ def use_s3a(spark: SparkSession, settings: Settings, uri: str) -> None:
 def require_jars(settings: Settings) -> None:
     """What the reader and writer settings need from ``.jars/spark``, with what to do if absent."""
     jars = local_jars(settings)
-    s3a = settings.batch_reader == "spark" and settings.batch_source_root.startswith("s3a://")
+    s3a = settings.batch_reader == "spark" and settings.source_root.startswith("s3a://")
     if s3a and not any(j.match(HADOOP_AWS_JAR) for j in jars):
         raise PrerequisiteError(
             f"--reader spark on s3a:// needs hadoop-aws in {settings.spark_jars}: run `make setup`."

@@ -26,7 +26,7 @@ def batch_arguments(settings: Settings) -> list[str]:
         "--reader",
         settings.batch_reader,
         "--source-root",
-        settings.batch_source_root,
+        settings.source_root,
         "--warehouse",
         settings.warehouse_uri,
         "--writer",

@@ -161,6 +161,18 @@ def checkpoint_location(settings: Settings) -> str:
     return f"{root}/{name}-{generation}"
 
 
+def follows_recreated_streams(checkpoint: str) -> bool:
+    """True for a new local checkpoint of a query that has one for earlier streams."""
+    path = Path(checkpoint)
+    if "://" in checkpoint or (path / "offsets").is_dir():
+        return False
+    query = path.name.rsplit("-", 1)[0]
+    return path.parent.is_dir() and any(
+        p != path and p.name.rsplit("-", 1)[0] == query and (p / "offsets").is_dir()
+        for p in path.parent.iterdir()
+    )
+
+
 def start(
     spark: SparkSession,
     settings: Settings,
@@ -170,9 +182,15 @@ def start(
     """Start the query (non-blocking); its checkpoint is ``opts.checkpoint`` or the default."""
     checkpoint = opts.checkpoint or checkpoint_location(settings)
     query_name = f"{settings.user_id}-stream"
+    position = opts.starting_position
+    if position != "TRIM_HORIZON" and follows_recreated_streams(checkpoint):
+        # Streams created again (a restarted LocalStack) hold only records posted since:
+        # none of them was read yet, so the new generation starts at their beginning.
+        log.info("streams were created again since the last checkpoint: reading from TRIM_HORIZON")
+        position = "TRIM_HORIZON"
     sink = DeltaStreamSink(settings, table_writer(settings, spark), query_name, on_batch)
     query = (
-        read_streams(spark, settings, opts.starting_position, checkpoint)
+        read_streams(spark, settings, position, checkpoint)
         .writeStream.queryName(query_name)
         .foreachBatch(sink)
         .option("checkpointLocation", checkpoint)

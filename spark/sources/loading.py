@@ -41,7 +41,7 @@ def parse_lines(lines: DataFrame, table: str) -> DataFrame:
 
 
 def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
-    root = settings.batch_source_root.rstrip("/")
+    root = settings.source_root.rstrip("/")
     use_s3a(spark, settings, root)
     path = f"{root}/{topic_prefix(settings, table)}"
     return (

@@ -170,6 +170,7 @@ class Job:
             "PINPIPE_WAREHOUSE_URI": settings.warehouse_uri,
             "PINPIPE_STREAM_CHECKPOINT_ROOT": settings.checkpoint_root,
             "PINPIPE_STREAM_TRIGGER_SECONDS": "1",
+            "PINPIPE_TABLE_WRITER": settings.table_writer,
         }
         self.log = log
         with log.open("ab") as out:
@@ -207,10 +208,11 @@ def version(settings: Settings, table: str) -> int:
     return DeltaTable(uri).version() if DeltaTable.is_deltatable(uri) else -1
 
 
+@pytest.mark.parametrize("writer", ["delta-rs", "spark-delta"])
 def test_kill_9_mid_run_then_restart_holds_exactly_the_posted_rows(
-    spark: SparkSession, stream_settings: Settings, tmp_path: Path
+    spark: SparkSession, stream_settings: Settings, tmp_path: Path, writer: str
 ) -> None:
-    settings = stream_settings
+    settings = stream_settings.model_copy(update={"table_writer": writer})
     events = sample(settings, 150, seed=9)
     waves = [events[:50], events[50:100], events[100:]]
     log = tmp_path / "job.log"
