@@ -81,6 +81,80 @@ def bench_stack_startup() -> list[Measurement]:
     ]
 
 
+def bench_broker() -> list[Measurement]:
+    """The native Kafka broker: first start (storage formatted), restart, memory."""
+    import psutil
+
+    from services.stack.broker import BrokerService
+
+    with tempfile.TemporaryDirectory(prefix="pinpipe-bench-") as tmp:
+        broker = BrokerService(bench_settings(Path(tmp)))
+        try:
+            started = time.perf_counter()
+            broker.up()
+            cold = time.perf_counter() - started
+            pid = broker.proc.pid
+            assert pid is not None
+            time.sleep(5)  # settled: the log cleaner and coordinators have started
+            rss = psutil.Process(pid).memory_info().rss / 2**20
+            broker.down()
+            started = time.perf_counter()
+            broker.up()
+            warm = time.perf_counter() - started
+        finally:
+            broker.down()
+    return [
+        Measurement(
+            "broker start (new log: format + start)", cold, "s", "until list_topics answers"
+        ),
+        Measurement("broker restart (log kept)", warm, "s", "clean shutdown before"),
+        Measurement(
+            "broker resident memory, idle", rss, "MB", f"heap -Xmx{broker.settings.broker_heap}"
+        ),
+    ]
+
+
+def bench_jars() -> list[Measurement]:
+    """What `make setup` downloads from Maven Central on a new machine: each pom, cold."""
+    import subprocess
+
+    from services.settings import PROJECT_ROOT
+
+    results = []
+    for name, pom in (("kafka", "services/kafka/pom.xml"), ("spark", "spark/jars/pom.xml")):
+        with tempfile.TemporaryDirectory(prefix="pinpipe-bench-") as tmp:
+            out = Path(tmp) / "jars"
+            started = time.perf_counter()
+            subprocess.run(
+                [
+                    "mvn",
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(PROJECT_ROOT / pom),
+                    f"-Dmaven.repo.local={tmp}/m2",
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={out}",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            seconds = time.perf_counter() - started
+            jars = list(out.glob("*.jar"))
+            size = sum(j.stat().st_size for j in jars) / 1e6
+            cache = sum(f.stat().st_size for f in (Path(tmp) / "m2").rglob("*") if f.is_file())
+        results += [
+            Measurement(f"{name} jars: cold download", seconds, "s", f"empty Maven cache ({pom})"),
+            Measurement(
+                f"{name} jars: size",
+                size,
+                "MB",
+                f"{len(jars)} jars; Maven cache {cache / 1e6:.0f} MB incl. Maven's own plugins",
+            ),
+        ]
+    return results
+
+
 def bench_seed(posts: int = 1_000_000) -> list[Measurement]:
     """Bulk seeding of the source database: generation and LOAD DATA together."""
     from services.source_db.database import SourceDatabase
@@ -181,6 +255,8 @@ def _max_rate(name: str, steps: list[RateStep]) -> Measurement:
 
 
 BENCHMARKS: dict[str, Callable[[], list[Measurement]]] = {
+    "jars": bench_jars,
+    "broker": bench_broker,
     "stack": bench_stack_startup,
     "seed": bench_seed,
     "stream": bench_stream,

@@ -519,6 +519,22 @@ def batch_scenario(
             workdir,
         )
         _check_rows("batch job (spark reader)", spark_job.rows, rows)
+        s3a_job = timed_job(
+            spark,
+            settings.model_copy(
+                update={"batch_reader": "spark", "warehouse_uri": str(workdir / "wh-s3a")}
+            ),
+            workdir,
+        )
+        _check_rows("batch job (spark reader, s3a)", s3a_job.rows, rows)
+        delta_job = timed_job(
+            spark,
+            settings.model_copy(
+                update={"table_writer": "spark-delta", "warehouse_uri": str(workdir / "wh-delta")}
+            ),
+            workdir,
+        )
+        _check_rows("batch job (spark-delta writer)", delta_job.rows, rows)
     finally:
         empty_bucket(s3, settings.bucket)
     what = (
@@ -532,6 +548,19 @@ def batch_scenario(
             "s",
             f"{what}; list + GET + parse + clean + 8 queries + Delta writes + report, "
             f"{boto3_job.spark_jobs} Spark jobs",
+        ),
+        Measurement(
+            f"{label}: batch job, Spark JSON reader over s3a",
+            s3a_job.seconds,
+            "s",
+            f"s3a://{settings.bucket} on LocalStack (hadoop-aws), delta-rs writer, "
+            f"{s3a_job.spark_jobs} Spark jobs",
+        ),
+        Measurement(
+            f"{label}: batch job, boto3 reader, spark-delta writer",
+            delta_job.seconds,
+            "s",
+            f"Spark's own Delta (delta-spark) writes the tables, {delta_job.spark_jobs} Spark jobs",
         ),
         Measurement(
             f"{label}: download only",

@@ -43,6 +43,9 @@ from services.config_files import (
 )
 from services.errors import PinpipeError, ServiceStartError, TerminalError, TransientError
 from services.orchestration.dag_file import write_dag_file
+from services.s3_sink.config import parse_connector_config
+from services.s3_sink.rebuild import GroupOffsets, Rewind, plan_rewinds, stored_through
+from services.s3_sink.writer import ObjectNamer
 from services.settings import Settings
 from services.stack.broker import BrokerService
 from services.stack.localstack import LocalStackService
@@ -113,6 +116,41 @@ def connector_running(client: httpx.Client, name: str) -> bool:
     return bool(status.get("tasks")) and set(states) == {"RUNNING"}
 
 
+def connect_offsets(client: httpx.Client, name: str) -> dict[tuple[str, int], int]:
+    """The sink connector's committed offsets through Connect's API (KIP-875)."""
+    resp = client.get(f"/connectors/{name}/offsets")
+    if resp.status_code == 404:
+        return {}
+    resp.raise_for_status()
+    return {
+        (o["partition"]["kafka_topic"], int(o["partition"]["kafka_partition"])): int(
+            o["offset"]["kafka_offset"]
+        )
+        for o in resp.json().get("offsets", [])
+    }
+
+
+def rewind_connector(client: httpx.Client, name: str, rewinds: list[Rewind]) -> None:
+    """Stop the connector, move its offsets back to what the bucket holds, resume it."""
+    client.put(f"/connectors/{name}/stop").raise_for_status()
+    wait_until(
+        lambda: client.get(f"/connectors/{name}/status").json()["connector"]["state"] == "STOPPED",
+        service="kafka-connect",
+        timeout=READY_TIMEOUT_S,
+    )
+    body = {
+        "offsets": [
+            {
+                "partition": {"kafka_topic": r.topic, "kafka_partition": r.partition},
+                "offset": {"kafka_offset": r.to},
+            }
+            for r in rewinds
+        ]
+    }
+    client.patch(f"/connectors/{name}/offsets", json=body).raise_for_status()
+    client.put(f"/connectors/{name}/resume").raise_for_status()
+
+
 class ComposeInit:
     """The provisioning steps, against the hosts compose gives the components."""
 
@@ -171,13 +209,39 @@ class ComposeInit:
                 service="kafka-connect",
                 timeout=READY_TIMEOUT_S,
             )
+            rewinds = self._lost_objects(client, config)
             put_connector(client, config)
+            if rewinds:
+                # LocalStack keeps no objects across its restarts: write them again from
+                # the log, as the native stack does (services/s3_sink/rebuild.py).
+                rewind_connector(client, config["name"], rewinds)
+                log.warning(
+                    "connector %s rewound: %s", config["name"], "; ".join(map(str, rewinds))
+                )
             deadline = time.monotonic() + READY_TIMEOUT_S
             while not connector_running(client, config["name"]):
                 if time.monotonic() > deadline:
                     raise ServiceStartError("kafka-connect", f"{config['name']} is not RUNNING")
                 time.sleep(1)
         return f"connector {config['name']} RUNNING ({config['topics.regex']} → {config['s3.bucket.name']})"
+
+    def _lost_objects(self, client: httpx.Client, props: Mapping[str, str]) -> list[Rewind]:
+        """Partitions the connector committed past what the bucket holds."""
+        committed = connect_offsets(client, props["name"])
+        if not committed:
+            return []
+        config = parse_connector_config(props, S3_SINK_CONNECTOR_PROPERTIES)
+        namer = ObjectNamer.from_config(config)
+        s3 = LocalStackService(self.settings).client("s3")
+        group = GroupOffsets(self.settings.kafka_bootstrap_servers, config.group_id)
+        try:
+            return plan_rewinds(
+                committed,
+                lambda t, p: stored_through(s3, config.s3_bucket_name, namer, t, p),
+                group.earliest,
+            )
+        finally:
+            group.close()
 
     def dag(self) -> str:
         return f"wrote {write_dag_file(self.settings, Path(self.args.dags_folder))}"

@@ -116,7 +116,6 @@ def sink_throughput(
             "name": f"{prefix}-connector",
             "topics.regex": f"{prefix}\\..*",
             "flush.size": str(flush_size),
-            "consumer.override.session.timeout.ms": "2000",
         },
     )
     status = SinkStatus(settings.state_dir / "bench" / f"{prefix}.json", config.name)

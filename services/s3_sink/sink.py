@@ -64,6 +64,9 @@ MAX_S3_BACKOFF_S = 30.0
 DATA_EXCEPTION = "org.apache.kafka.connect.errors.DataException"
 SINK_TASK_CLASS = "org.apache.kafka.connect.sink.SinkTask"
 DLQ_HEADER_PREFIX = "__connect.errors."
+_CONSUMER_CONFIG_ERRORS = frozenset(
+    {KafkaError.INVALID_SESSION_TIMEOUT, KafkaError.INVALID_GROUP_ID, KafkaError.INVALID_CONFIG}
+)
 _TRANSIENT_S3_CODES = frozenset(
     {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"}
 )
@@ -416,6 +419,12 @@ class S3Sink:
     def _kafka_error(self, error: KafkaError) -> None:
         if error.fatal():
             raise ConnectorFailedError(f"consumer failed: {error}")
+        if error.code() in _CONSUMER_CONFIG_ERRORS:
+            # The broker refuses the group settings; retrying changes nothing.
+            raise ConfigError(
+                f"connector {self.config.name}: the broker refused the consumer's settings: "
+                f"{error.str()} (check the consumer.override.* keys)"
+            )
         self._log.warning("consumer: %s", error)
 
     # ---- storing and committing -----------------------------------------------------------

@@ -11,15 +11,18 @@ from tenacity import wait_none
 
 from services.compose_init import (
     ConnectRebalancing,
+    connect_offsets,
     connector_config,
     connector_running,
     parse_args,
     placeholder_values,
     put_connector,
     render_kafka_rest,
+    rewind_connector,
 )
 from services.config_files import load_properties
 from services.errors import TerminalError
+from services.s3_sink.rebuild import Rewind
 from services.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -128,3 +131,52 @@ def test_all_runs_every_step_and_unknown_steps_are_refused() -> None:
     assert parse_args(["topics", "--proxy-host=rest-proxy:8082"]).proxy_host == "rest-proxy:8082"
     with pytest.raises(SystemExit):
         parse_args(["nonsense"])
+
+
+def test_offsets_are_read_from_connects_api_and_a_missing_connector_has_none() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/connectors/new/offsets":
+            return httpx.Response(404, json={"error_code": 404, "message": "not found"})
+        offsets = [
+            {
+                "partition": {"kafka_topic": "u.pin", "kafka_partition": 0},
+                "offset": {"kafka_offset": 7},
+            }
+        ]
+        return httpx.Response(200, json={"offsets": offsets})
+
+    with connect_client(handler) as client:
+        assert connect_offsets(client, "c0mp0se-connector") == {("u.pin", 0): 7}
+        assert connect_offsets(client, "new") == {}
+
+
+def test_a_rewind_stops_the_connector_patches_its_offsets_and_resumes_it() -> None:
+    calls: list[tuple[str, str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        calls.append((request.method, request.url.path, body))
+        if request.url.path.endswith("/status"):
+            return httpx.Response(200, json={"connector": {"state": "STOPPED"}, "tasks": []})
+        return httpx.Response(200, json={})
+
+    with connect_client(handler) as client:
+        rewind_connector(client, "c", [Rewind("u.geo", 0, 9, 0), Rewind("u.pin", 1, 6, 4)])
+    assert [(m, p) for m, p, _ in calls] == [
+        ("PUT", "/connectors/c/stop"),
+        ("GET", "/connectors/c/status"),
+        ("PATCH", "/connectors/c/offsets"),
+        ("PUT", "/connectors/c/resume"),
+    ]
+    assert calls[2][2] == {
+        "offsets": [
+            {
+                "partition": {"kafka_topic": "u.geo", "kafka_partition": 0},
+                "offset": {"kafka_offset": 0},
+            },
+            {
+                "partition": {"kafka_topic": "u.pin", "kafka_partition": 1},
+                "offset": {"kafka_offset": 4},
+            },
+        ]
+    }

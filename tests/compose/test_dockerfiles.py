@@ -69,6 +69,12 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def final_stage(steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The instructions of the image's own stage (from its last FROM)."""
+    last = max(i for i, (w, _) in enumerate(steps) if w == "FROM")
+    return steps[last:]
+
+
 @pytest.mark.parametrize(
     "dockerfile", dockerfiles(), ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix()
 )
@@ -91,7 +97,7 @@ def test_base_images_are_pinned_and_the_process_is_not_root(dockerfile: Path) ->
     ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix(),
 )
 def test_dependencies_are_installed_in_a_layer_before_the_code(dockerfile: Path) -> None:
-    steps = instructions(dockerfile)
+    steps = final_stage(instructions(dockerfile))
     deps = next(i for i, (w, a) in enumerate(steps) if w == "RUN" and "-r /tmp/requirements" in a)
     code = next(i for i, (w, a) in enumerate(steps) if w == "COPY" and a.startswith("services "))
     copied_before = [a for w, a in steps[:deps] if w == "COPY"]
@@ -101,8 +107,8 @@ def test_dependencies_are_installed_in_a_layer_before_the_code(dockerfile: Path)
 
 def test_project_images_share_their_dependency_layer() -> None:
     """services/ and spark/ Dockerfiles start with the same steps: one cached layer for both."""
-    app = instructions(PROJECT_ROOT / "services" / "Dockerfile")
-    spark = instructions(PROJECT_ROOT / "spark" / "Dockerfile")
+    app = final_stage(instructions(PROJECT_ROOT / "services" / "Dockerfile"))
+    spark = final_stage(instructions(PROJECT_ROOT / "spark" / "Dockerfile"))
     shared = next(i for i, (w, a) in enumerate(app) if "-r /tmp/requirements" in a) + 1
     assert app[:shared] == spark[:shared]
 
@@ -120,25 +126,30 @@ def test_every_file_a_dockerfile_copies_exists_and_is_not_ignored() -> None:
 
 
 SPARK_IMAGE = PROJECT_ROOT / "spark" / "image"
+SPARK_POM = PROJECT_ROOT / "spark" / "jars" / "pom.xml"
+POM = "{http://maven.apache.org/POM/4.0.0}"
 
 
 def test_the_jars_match_the_spark_and_hadoop_that_pyspark_ships() -> None:
+    import xml.etree.ElementTree as ET
+
     import pyspark
 
-    sys.path.insert(0, str(SPARK_IMAGE))
-    try:
-        from fetch_jars import jar_urls
-    finally:
-        sys.path.remove(str(SPARK_IMAGE))
-    urls = jar_urls((SPARK_IMAGE / "jars.txt").read_text())
-    names = [u.rsplit("/", 1)[1] for u in urls]
-    assert all(u.startswith("https://repo1.maven.org/maven2/") for u in urls)
+    props = ET.parse(SPARK_POM).getroot().find(f"{POM}properties")
+    assert props is not None
     shipped = {p.name for p in (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*")}
     (hadoop,) = [n.removeprefix("hadoop-client-api-").removesuffix(".jar") for n in shipped]
-    assert f"hadoop-aws-{hadoop}.jar" in names  # s3a must match the Hadoop client exactly
+    assert props.findtext(f"{POM}hadoop.version") == hadoop  # s3a must match exactly
     spark_minor = ".".join(pyspark.__version__.split(".")[:2])
-    delta = next(n for n in names if n.startswith("delta-spark_2.13-"))
-    assert delta.removeprefix("delta-spark_2.13-").startswith(spark_minor)  # Delta 4.0 ↔ Spark 4.0
+    delta = props.findtext(f"{POM}delta.version") or ""
+    assert delta.startswith(spark_minor)  # Delta 4.0 ↔ Spark 4.0
+
+
+@pytest.mark.parametrize("dockerfile", ["spark/Dockerfile", "airflow/Dockerfile"])
+def test_the_images_take_their_jars_from_the_pom_the_native_runtime_uses(dockerfile: str) -> None:
+    steps = instructions(PROJECT_ROOT / dockerfile)
+    assert ("COPY", "spark/jars/pom.xml /build/pom.xml") in steps
+    assert ("COPY", "--from=spark-jars /jars/ $SPARK_HOME/jars/") in final_stage(steps)
 
 
 def test_spark_defaults_take_the_s3a_endpoint_and_keys_from_the_environment() -> None:

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from confluent_kafka import Consumer
 
+from services.errors import ConfigError
 from services.s3_sink.sink import ConnectorFailedError
 from services.s3_sink.status import read_status
 from services.settings import Settings
@@ -326,3 +327,14 @@ def test_a_missing_bucket_fails_the_connector_at_start(
     error = run_sink(config).join(timeout=60)
     assert isinstance(error, ConnectorFailedError)
     assert str(error) == f"Non-existent S3 bucket: {t.prefix}-missing"
+
+
+def test_consumer_settings_the_broker_refuses_fail_the_connector_with_a_clear_error(
+    native_stack: Settings, topics: Callable[..., Topics], run_sink: RunSink
+) -> None:
+    t = topics("pin")
+    # Below the broker's group.min.session.timeout.ms (6 s): every join would be refused.
+    config = sink_config(native_stack, t, {"consumer.override.session.timeout.ms": "2000"})
+    error = run_sink(config).join(timeout=60)
+    assert isinstance(error, ConfigError)
+    assert "Invalid session timeout" in str(error) and "consumer.override" in str(error)
