@@ -134,13 +134,15 @@ demo-compose: up ## The demo on docker compose (needs a Docker engine)
 	@$(COMPOSE) cp spark-worker:/var/lib/pinpipe/reports/batch-report.html $(STATE)/reports/compose-batch-report.html
 	@echo "==> batch report: $(CURDIR)/$(STATE)/reports/compose-batch-report.html"
 
-test: setup ## Install what the tests need and run them all
+test: setup ## Install what the tests need, check the architecture, run every test
+	@$(BIN)/lint-imports --no-cache
 	@$(BIN)/python -m pytest
 
-lint: setup ## ruff (lint + format check) and mypy
+lint: setup ## ruff (lint + format check), mypy, and import-linter (imports go downwards only)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-cache
 
 bench: setup ## Measure and print the pipeline's speeds
 	@$(PIN) bench

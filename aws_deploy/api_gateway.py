@@ -16,8 +16,8 @@ from aws_deploy.context import DeployContext, Step, gone
 from aws_deploy.plan import Action, Change, noop
 from aws_deploy.s3 import sha256
 from aws_deploy.state import Record
-from services.api_gateway import deploy_rest_api, find_rest_apis, invoke_url
-from services.config_files import API_GATEWAY_OPENAPI, render, template_values
+from services.core.config_files import API_GATEWAY_OPENAPI, render, template_values
+from services.core.rest_api import deploy_rest_api, find_rest_apis, invoke_url
 
 NAME = "api_gateway"
 DESCRIPTION_PREFIX = "pinpipe openapi sha256:"

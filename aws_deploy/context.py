@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aws_deploy.plan import Action, Change
 from aws_deploy.state import DeployState, Record
 from aws_deploy.target import AwsTarget
-from services.errors import ConfigError, PinpipeError, TerminalError, TransientError
-from services.settings import PROJECT_ROOT, Settings
+from services.core.errors import ConfigError, PinpipeError, TerminalError, TransientError
+from services.core.settings import PROJECT_ROOT, Settings
+from services.core.waiting import WaitTimeout, poll
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -120,16 +120,10 @@ class DeployContext:
     ) -> T:
         """Poll ``check`` until it returns a value (services without waiters)."""
         interval = self.poll_interval if interval is None else interval
-        deadline = time.monotonic() + timeout
-        while True:
-            result = check()
-            if result is not None:
-                return result
-            if time.monotonic() >= deadline:
-                raise TransientError(
-                    f"timed out after {timeout:.0f}s waiting for {what}; run apply again to resume"
-                )
-            time.sleep(interval)
+        try:
+            return poll(check, what, timeout, every=interval)  # type: ignore[return-value]
+        except WaitTimeout as exc:
+            raise TransientError(f"{exc}; run apply again to resume") from None
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,20 @@ import hashlib
 import io
 from typing import TYPE_CHECKING, Any
 
+from pinpipe_tasks.run_batch import batch_arguments
+
 from aws_deploy.context import DeployContext, Step, gone
 from aws_deploy.plan import Action, Change, noop
 from aws_deploy.state import Record
 from aws_deploy.wheel import build_wheel
-from services.errors import ConfigError
-from services.orchestration.batch import batch_arguments
+from services.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.service.jobs import JobSettings
 
 NAME = "databricks"
-ENTRY_FILES = {"batch": "spark/jobs/batch.py", "streaming": "spark/jobs/streaming.py"}
+ENTRY_FILES = {"batch": "spark/jobs/batch_job.py", "streaming": "spark/jobs/streaming_job.py"}
 JOB_CLUSTER_KEY = "pinpipe"
 SECRET_KEYS = {
     "aws-access-key-id": "aws_access_key_id",
@@ -101,7 +102,7 @@ def _artifacts_change(ctx: DeployContext) -> Change:
 # ---- AWS access ---------------------------------------------------------------------------
 def secret_scope(ctx: DeployContext) -> str:
     """The secret scope holding AWS keys (only for ``aws_access: secret_scope``)."""
-    return ctx.target.databricks.secret_scope or f"{ctx.settings.user_id}-aws"
+    return ctx.target.databricks.secret_scope or ctx.settings.databricks_secret_scope
 
 
 def _secret_changes(ctx: DeployContext) -> list[Change]:
@@ -146,7 +147,7 @@ def warehouse(ctx: DeployContext) -> str:
 def _parameters(ctx: DeployContext, kind: str) -> list[str]:
     db = ctx.target.databricks
     if kind == "batch":
-        # The same flags the DAG's own runners pass (services/orchestration/batch.py).
+        # The same flags the DAG's own runners pass (airflow/pinpipe_tasks/run_batch.py).
         job = ctx.settings.model_copy(
             update={
                 "batch_reader": "spark",
@@ -161,7 +162,7 @@ def _parameters(ctx: DeployContext, kind: str) -> list[str]:
 
 def job_name(ctx: DeployContext, kind: str) -> str:
     """``<uid>-pinpipe-batch`` / ``<uid>-pinpipe-streaming``."""
-    return f"{ctx.settings.user_id}-pinpipe-{kind}"
+    return ctx.settings.databricks_job_name(kind)
 
 
 def job_settings(ctx: DeployContext, kind: str, folder: str, wheel: str) -> JobSettings:

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from aws_deploy.context import POLICY_FILE, DeployContext, Step, gone
 from aws_deploy.plan import Action, Change, noop
 from aws_deploy.state import Record
-from services.config_files import render
+from services.core.config_files import render
 
 NAME = "iam"
 POLICY_NAME = "pinpipe"
@@ -44,7 +44,7 @@ def _policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
 def kinesis_role_policy(ctx: DeployContext) -> dict[str, Any]:
     """List streams anywhere; act only on this user's streams."""
     s = ctx.settings
-    streams = f"arn:aws:kinesis:{s.aws_region}:{s.aws_account_id}:stream/streaming-{s.user_id}-*"
+    streams = f"arn:aws:kinesis:{s.aws_region}:{s.aws_account_id}:stream/{s.stream_name_pattern}"
     return _policy(
         [
             {"Effect": "Allow", "Action": "kinesis:ListStreams", "Resource": "*"},
@@ -66,7 +66,7 @@ def kinesis_role_policy(ctx: DeployContext) -> dict[str, Any]:
 def ec2_role_policy(ctx: DeployContext, cluster_arn: str) -> dict[str, Any]:
     """Connect to the cluster, use this user's topics and groups, write the user bucket."""
     prefix, _, cluster_path = cluster_arn.partition(":cluster/")
-    topics = f"{prefix}:topic/{cluster_path}/{ctx.settings.user_id}.*"
+    topics = f"{prefix}:topic/{cluster_path}/{ctx.settings.topics_regex}"
     groups = f"{prefix}:group/{cluster_path}/*"
     bucket = f"arn:aws:s3:::{ctx.bucket}"
     return _policy(

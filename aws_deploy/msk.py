@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from aws_deploy.context import DeployContext, Step, gone
 from aws_deploy.plan import Action, Change, noop
 from aws_deploy.state import Record
-from services.errors import TerminalError
-from services.settings import KAFKA_VERSION, MSK_KAFKA_VERSION
+from services.core.errors import TerminalError
+from services.core.settings import KAFKA_VERSION, MSK_KAFKA_VERSION
 
 NAME = "msk"
 TOPIC_API_MIN_VERSION = (3, 6)

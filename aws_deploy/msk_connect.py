@@ -22,8 +22,12 @@ from aws_deploy.context import DeployContext, Step, gone
 from aws_deploy.plan import Action, Change, noop
 from aws_deploy.s3 import delete_object_change, head
 from aws_deploy.state import Record
-from services.config_files import S3_SINK_CONNECTOR_PROPERTIES, load_properties, template_values
-from services.errors import TerminalError
+from services.core.config_files import (
+    S3_SINK_CONNECTOR_PROPERTIES,
+    load_properties,
+    template_values,
+)
+from services.core.errors import TerminalError
 
 NAME = "msk_connect"
 PLUGIN_TIMEOUT = 900.0

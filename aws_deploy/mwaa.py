@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pinpipe_tasks.dag_file import render_dag_file
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from aws_deploy import databricks
@@ -25,8 +26,7 @@ from aws_deploy.context import DeployContext, Step
 from aws_deploy.plan import Action, Change, noop
 from aws_deploy.s3 import delete_object_change, head, object_change
 from aws_deploy.state import Record
-from services.errors import TerminalError
-from services.orchestration.dag_file import render_dag_file
+from services.core.errors import TerminalError
 
 NAME = "mwaa"
 DAGS_DIR = Path("airflow/dags")
@@ -92,12 +92,13 @@ def _module_file(roots: list[Path], dotted: str) -> tuple[Path, Path] | None:
 def dag_files(ctx: DeployContext) -> dict[str, bytes]:
     """The DAG file and every project module it imports, by path under the DAG folder.
 
-    MWAA puts its DAG folder on ``sys.path``, so ``services/settings.py`` uploaded there
-    imports as ``services.settings``; third-party imports come from ``requirements.txt``.
+    MWAA puts its DAG folder on ``sys.path``, so ``services/core/settings.py`` uploaded there
+    imports as ``services.core.settings``; third-party imports come from ``requirements.txt``.
     """
     folder = ctx.project_root / DAGS_DIR
     source = render_dag_file(ctx.settings.user_id)
-    roots = [folder, ctx.project_root]
+    # The DAG folder, then the project (services/...) and airflow/ (pinpipe_tasks/...).
+    roots = [folder, ctx.project_root, ctx.project_root / "airflow"]
     files = {ctx.settings.dag_file: source.encode()}
     pending = [(ast.parse(source), "")]
     while pending:

@@ -21,20 +21,20 @@ from rich.console import Console
 from aws_deploy import (
     api_gateway,
     databricks,
+    ec2_rest_proxy,
     iam,
     kinesis,
     msk,
     msk_connect,
     mwaa,
-    rest_proxy_ec2,
     s3,
 )
 from aws_deploy.context import Clients, DeployContext, Step, aws_failure
 from aws_deploy.plan import Action, Change, render_change, summary
 from aws_deploy.state import DeployState
 from aws_deploy.target import AwsTarget, load_target
-from services.errors import ConfigError, TerminalError, TransientError
-from services.settings import PROJECT_ROOT, Settings
+from services.core.errors import ConfigError, TerminalError, TransientError
+from services.core.settings import PROJECT_ROOT, Settings
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ STEPS: tuple[Step, ...] = (
     iam.STEP,
     msk.STEP,
     msk_connect.STEP,
-    rest_proxy_ec2.STEP,
+    ec2_rest_proxy.STEP,
     kinesis.STEP,
     api_gateway.STEP,
     databricks.STEP,

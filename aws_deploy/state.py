@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.errors import ConfigError
-from services.settings import Settings
+from services.core.errors import ConfigError
+from services.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class DeployState:
     @classmethod
     def for_target(cls, settings: Settings) -> DeployState:
         """The state of this user id in this region (and endpoint, for LocalStack runs)."""
-        name = f"{settings.user_id}-{settings.aws_region}"
+        name = settings.deploy_record_name
         if settings.aws_endpoint_url:
             name += "-" + re.sub(r"[^A-Za-z0-9]+", "_", settings.aws_endpoint_url.split("//")[-1])
         return cls.load(settings.state_dir / "aws-deploy" / f"{name}.json")

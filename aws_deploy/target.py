@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aws_deploy.wheel import RUNTIME_REQUIREMENTS
-from services.errors import ConfigError
-from services.settings import PROJECT_ROOT, Settings
+from services.core.errors import ConfigError
+from services.core.settings import PROJECT_ROOT, Settings
 
 DEFAULT_TARGET_FILE = PROJECT_ROOT / "aws-target.yaml"
 ENV_PREFIX = "PINPIPE_AWS_"

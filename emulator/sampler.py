@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select
 
-from services.errors import TerminalError
-from services.source_db.schema import geolocation_data, pinterest_data, user_data
+from services.core.errors import TerminalError
+from services.source_db.source_tables import geolocation_data, pinterest_data, user_data
 
 
 @dataclass(frozen=True)

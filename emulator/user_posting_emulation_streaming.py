@@ -9,19 +9,16 @@ run the faster batched mode (``PUT /streams/<stream>/records``) instead.
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from services.cli import app
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the emulator; with no arguments, the original's endless classic loop."""
+    """Run ``pinpipe emulate stream``; with no arguments, the original's endless classic loop."""
     args = list(sys.argv[1:] if argv is None else argv) or ["--classic", "--duration", "1e9"]
-    app(["emulate", "stream", *args])
+    # The command line is the layer above the emulator: run it, don't import it.
+    command = [sys.executable, "-m", "pinpipe.cli", "emulate", "stream", *args]
+    os.execv(sys.executable, command)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from services.errors import PrerequisiteError
-from services.settings import Settings
+from services.core.errors import PrerequisiteError
+from services.core.settings import Settings
 
 DELTA_JAR = "io.delta.delta-spark_2.13-*.jar"
 HADOOP_AWS_JAR = "org.apache.hadoop.hadoop-aws-*.jar"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.settings import Settings, get_settings, load_db_credentials
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from services.core.settings import Settings, get_settings, load_db_credentials
+from services.core.waiting import free_port
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -72,8 +66,8 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 @pytest.fixture(scope="session")
 def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
     """The native stack, started once for the whole test session and stopped at its end."""
-    from services.stack.mysql import MySQLService
-    from services.stack.stack import NativeStack
+    from services.stack.mysql_server import MySQLService
+    from services.stack.native_stack import NativeStack
 
     settings = Settings()
     stack = NativeStack(settings)
@@ -165,8 +159,8 @@ def ingested_bucket(native_stack: Settings) -> Iterator[Settings]:
     Events are sampled with replacement (seed 1), so some inds arrive more than once. No
     other test writes to this user's topics or bucket.
     """
-    from emulator.batch import EmulationOptions, run_batch
-    from services.hops import wait_for_bucket
+    from emulator.batch_mode import EmulationOptions, run_batch
+    from pinpipe.hops import wait_for_bucket
 
     settings = user_of_its_own(native_stack, "ing")
     sink = start_sink(settings)

@@ -3,11 +3,11 @@
 Which operator runs the batch job is configuration (``PINPIPE_DAG_RUNNER``): ``local`` runs
 ``pinpipe batch run`` in the project's venv on this machine; ``databricks`` (MWAA) runs the
 same job on Databricks, either the job ``pinpipe deploy`` created or a one-off run of
-``spark/jobs/batch.py`` with the same arguments. This file only wires tasks: the logic
+``spark/jobs/batch_job.py`` with the same arguments. This file only wires tasks: the logic
 lives in ``services/orchestration``.
 
 One file per user id, ``<uid>_dag.py``: ``pinpipe airflow up`` renders it from this one
-(``services/orchestration/dag_file.py``), and the ``USER_ID`` line is all that differs.
+(``airflow/pinpipe_tasks/dag_file.py``), and the ``USER_ID`` line is all that differs.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from typing import Any
 
 from airflow.exceptions import AirflowFailException
 from airflow.sdk import XComArg, dag, task
-
-from services.errors import TerminalError
-from services.orchestration.batch import (
+from pinpipe_tasks.run_batch import (
     databricks_run_now,
     databricks_submit_run,
     local_batch_command,
     summarize_databricks_run,
     summarize_local_run,
 )
-from services.settings import Settings
+
+from services.core.errors import TerminalError
+from services.core.settings import Settings
 
 USER_ID = "1a2b3c4d5e6f"
 
@@ -52,7 +52,7 @@ def daily_batch() -> None:
     @task
     def check_fresh_data() -> dict[str, Any]:
         # boto3 is imported when the task runs, not each time the scheduler parses this file.
-        from services.orchestration.freshness import require_fresh_data
+        from pinpipe_tasks.freshness import require_fresh_data
 
         return require_fresh_data(settings)
 

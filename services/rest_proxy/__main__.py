@@ -7,10 +7,10 @@ import sys
 
 import uvicorn
 
-from services.errors import ConfigError
+from services.core.errors import ConfigError
+from services.core.settings import get_settings
 from services.rest_proxy.app import create_app
-from services.rest_proxy.config import load_client_config
-from services.settings import get_settings
+from services.rest_proxy.proxy_config import load_client_config
 
 log = logging.getLogger("services.rest_proxy")
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.rest_proxy.config import KafkaClientConfig, load_client_config
+from services.core.settings import Settings, get_settings
 from services.rest_proxy.models import (
     KAFKA_JSON_V2_JSON,
     KAFKA_V2_JSON,
@@ -38,7 +38,7 @@ from services.rest_proxy.models import (
     parse_produce_request,
 )
 from services.rest_proxy.producer import Backend, KafkaBackend
-from services.settings import Settings, get_settings
+from services.rest_proxy.proxy_config import KafkaClientConfig, load_client_config
 
 log = logging.getLogger(__name__)
 

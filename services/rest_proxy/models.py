@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from pydantic_core import from_json, to_json
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from services.errors import PinpipeError, TerminalError, TransientError
+from services.core.errors import PinpipeError, TerminalError, TransientError
 
 KAFKA_V2_JSON = "application/vnd.kafka.v2+json"
 KAFKA_JSON_V2_JSON = "application/vnd.kafka.json.v2+json"

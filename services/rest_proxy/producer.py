@@ -20,7 +20,6 @@ from typing import Any, NamedTuple, Protocol
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, PartitionMetadata
 
-from services.rest_proxy.config import KafkaClientConfig
 from services.rest_proxy.models import (
     KafkaFailureError,
     KafkaRecord,
@@ -31,6 +30,7 @@ from services.rest_proxy.models import (
     Replica,
     TopicNotFoundError,
 )
+from services.rest_proxy.proxy_config import KafkaClientConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from services.config_files import S3_SINK_CONNECTOR_PROPERTIES
-from services.errors import ConfigError, PinpipeError
-from services.s3_sink.config import load_connector_config
+from services.core.config_files import S3_SINK_CONNECTOR_PROPERTIES
+from services.core.errors import ConfigError, PinpipeError
+from services.core.settings import get_settings
+from services.s3_sink.connector_config import load_connector_config
 from services.s3_sink.sink import DEFAULT_UPLOAD_THREADS, S3Sink
-from services.settings import get_settings
 
 log = logging.getLogger("services.s3_sink")
 

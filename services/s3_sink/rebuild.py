@@ -22,9 +22,10 @@ from confluent_kafka import (
 )
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from services.errors import TransientError
-from services.s3_sink.config import S3SinkConfig
-from services.s3_sink.writer import LINE_SEPARATOR, ObjectNamer
+from services.core.errors import TransientError
+from services.core.sink_keys import SinkKeys
+from services.s3_sink.connector_config import S3SinkConfig
+from services.s3_sink.writer import LINE_SEPARATOR
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,15 @@ class Rewind:
         return f"{self.topic}-{self.partition}: committed {self.committed}, stored up to {self.to}"
 
 
-def stored_through(
-    s3: Any, bucket: str, namer: ObjectNamer, topic: str, partition: int
-) -> int | None:
+def stored_through(s3: Any, bucket: str, keys: SinkKeys, topic: str, partition: int) -> int | None:
     """The offset after the last record stored for a partition; None if it has no object."""
     last: tuple[int, str] | None = None
     pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=namer.prefix(topic, partition)
+        Bucket=bucket, Prefix=keys.prefix(topic, partition)
     )
     for page in pages:
         for obj in page.get("Contents", []):
-            parsed = namer.parse(obj["Key"])
+            parsed = keys.parse(obj["Key"])
             if parsed is not None and (last is None or parsed[2] > last[0]):
                 last = (parsed[2], obj["Key"])
     if last is None:
@@ -147,10 +146,10 @@ class GroupOffsets:
 
 def rebuild_lost_objects(config: S3SinkConfig, bootstrap: str, s3: Any) -> list[Rewind]:
     """Rewind the connector's group wherever the bucket lost objects; return what moved."""
-    namer = ObjectNamer.from_config(config)
+    keys = config.sink_keys()
 
     def stored(topic: str, partition: int) -> int | None:
-        return stored_through(s3, config.s3_bucket_name, namer, topic, partition)
+        return stored_through(s3, config.s3_bucket_name, keys, topic, partition)
 
     group = GroupOffsets(bootstrap, config.group_id)
     try:

@@ -37,12 +37,12 @@ from tenacity import (
     wait_exponential,
 )
 
-from services.errors import ConfigError, PinpipeError, TerminalError, TransientError
-from services.s3_sink.config import JSON_CONVERTER, S3SinkConfig
+from services.core.errors import ConfigError, PinpipeError, TerminalError, TransientError
+from services.core.settings import Settings
+from services.s3_sink.connector_config import JSON_CONVERTER, S3SinkConfig
 from services.s3_sink.converter import CONVERTER_ERROR_MESSAGE, ConversionError, JsonLineConverter
 from services.s3_sink.status import SinkStatus, status_path
-from services.s3_sink.writer import ObjectNamer, PartitionWriter, S3Object
-from services.settings import Settings
+from services.s3_sink.writer import PartitionWriter, S3Object
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class S3Sink:
         self._s3 = s3 if s3 is not None else s3_client(config, settings, upload_threads)
         self._upload_threads = upload_threads
         self._batch = max(MIN_CONSUME_BATCH, min(MAX_CONSUME_BATCH, config.flush_size))
-        self._namer = ObjectNamer.from_config(config)
+        self._keys = config.sink_keys()
         self._converter = JsonLineConverter()
         self._writers: dict[tuple[str, int], PartitionWriter] = {}
         self._stopping = threading.Event()
@@ -525,7 +525,7 @@ class S3Sink:
         return PartitionWriter(
             topic,
             partition,
-            namer=self._namer,
+            keys=self._keys,
             flush_size=self.config.flush_size,
             now_ms=now_ms,
             rotate_schedule_interval_ms=self.config.rotate_schedule_interval_ms,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from services.settings import Settings
+from services.core.settings import Settings
 
 State = Literal["starting", "running", "stopped", "failed"]
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.s3_sink.config import S3SinkConfig
+from services.core.sink_keys import SinkKeys
 
-JSON_EXTENSION = ".json"
 LINE_SEPARATOR = b"\n"
 
 
@@ -34,53 +33,6 @@ class S3Object:
     start_offset: int
     end_offset: int
     records: int
-
-
-@dataclass(frozen=True)
-class ObjectNamer:
-    """Object keys of the DefaultPartitioner and the connector's file naming."""
-
-    topics_dir: str = "topics"
-    directory_delim: str = "/"
-    file_delim: str = "+"
-    zero_pad_width: int = 10
-
-    @classmethod
-    def from_config(cls, config: S3SinkConfig) -> ObjectNamer:
-        """The naming a connector configuration asks for."""
-        return cls(
-            config.topics_dir,
-            config.directory_delim,
-            config.file_delim,
-            config.filename_offset_zero_pad_width,
-        )
-
-    def prefix(self, topic: str, partition: int) -> str:
-        """``topics/<topic>/partition=<p>/``: where one partition's objects live."""
-        path = f"{topic}{self.directory_delim}partition={partition}{self.directory_delim}"
-        if self.topics_dir.strip():
-            return f"{self.topics_dir}{self.directory_delim}{path}"
-        return path
-
-    def key(self, topic: str, partition: int, start_offset: int) -> str:
-        """``topics/<topic>/partition=<p>/<topic>+<p>+<start offset>.json``."""
-        d = self.file_delim
-        name = f"{topic}{d}{partition}{d}{start_offset:0{self.zero_pad_width}d}{JSON_EXTENSION}"
-        return self.prefix(topic, partition) + name
-
-    def parse(self, key: str) -> tuple[str, int, int] | None:
-        """(topic, partition, start offset) of a key this namer writes; None for any other."""
-        d = self.file_delim
-        name = key.rsplit(self.directory_delim, 1)[-1]
-        if not name.endswith(JSON_EXTENSION):
-            return None
-        topic, sep, rest = name.removesuffix(JSON_EXTENSION).rpartition(d)
-        topic, sep2, partition = topic.rpartition(d)
-        if not (sep and sep2 and partition.isdigit() and rest.isdigit()):
-            return None
-        if key != self.key(topic, int(partition), int(rest)):
-            return None
-        return topic, int(partition), int(rest)
 
 
 def next_scheduled_rotation(now_ms: int, interval_ms: int, zone: ZoneInfo) -> int:
@@ -102,7 +54,7 @@ class PartitionWriter:
         topic: str,
         partition: int,
         *,
-        namer: ObjectNamer,
+        keys: SinkKeys,
         flush_size: int,
         now_ms: int,
         rotate_schedule_interval_ms: int = -1,
@@ -110,7 +62,7 @@ class PartitionWriter:
     ) -> None:
         self.topic = topic
         self.partition = partition
-        self._namer = namer
+        self._keys = keys
         self._flush_size = flush_size
         self._interval_ms = rotate_schedule_interval_ms
         self._zone = zone
@@ -159,7 +111,7 @@ class PartitionWriter:
         obj = S3Object(
             topic=self.topic,
             partition=self.partition,
-            key=self._namer.key(self.topic, self.partition, self._start_offset),
+            key=self._keys.key(self.topic, self.partition, self._start_offset),
             body=LINE_SEPARATOR.join(self._lines) + LINE_SEPARATOR,
             start_offset=self._start_offset,
             end_offset=self._last_offset,

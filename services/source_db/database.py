@@ -12,13 +12,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pymysql
 from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.exc import OperationalError
 
-from services import contract as c
-from services.errors import TransientError
-from services.settings import DbCredentials
+from services.core import contract as c
+from services.core.settings import DbCredentials
 from services.source_db.generator import DirtRates, SourceGenerator
-from services.source_db.schema import SOURCE_TABLES, metadata
+from services.source_db.source_tables import SOURCE_TABLES, metadata
 
 # MySQL errors meaning "LOAD DATA LOCAL is not allowed here": fall back to INSERTs.
 _LOCAL_INFILE_REFUSED = {1148, 2068, 3948}
@@ -181,17 +179,3 @@ class SourceDatabase:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def wait_for_database(engine: Engine, timeout: float = 30.0) -> None:
-    """Block until the database answers; TransientError after the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return
-        except OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise TransientError(f"database not reachable: {exc.orig}") from exc
-            time.sleep(0.5)

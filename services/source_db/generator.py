@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 from faker import Faker
 
-from services import contract as c
+from services.core import contract as c
 
 CHUNK_POSTS = 50_000
 

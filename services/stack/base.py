@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal
 
-from services.settings import Settings
+from services.core.settings import Settings
 from services.stack.process import ManagedProcess, require_free_port, wait_until
 
 

@@ -11,8 +11,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.errors import PrerequisiteError
-from services.settings import KAFKA_VERSION, PROJECT_ROOT, Settings
+from services.core.errors import PrerequisiteError
+from services.core.settings import KAFKA_VERSION, PROJECT_ROOT, Settings
 
 KAFKA_DIR = PROJECT_ROOT / "services" / "kafka"
 BROKER_LOG4J = KAFKA_DIR / "log4j2-broker.properties"

@@ -11,8 +11,8 @@ import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from services.errors import PrerequisiteError
-from services.settings import PROJECT_ROOT
+from services.core.errors import PrerequisiteError
+from services.core.settings import PROJECT_ROOT
 from services.stack.base import NativeService
 
 LOCALSTACK_VENV = Path(os.environ.get("PINPIPE_LOCALSTACK_VENV", PROJECT_ROOT / ".venv-localstack"))

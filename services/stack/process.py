@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psutil
 
-from services.errors import PrerequisiteError, ServiceStartError
+from services.core.errors import PrerequisiteError, ServiceStartError
+from services.core.waiting import WaitTimeout, poll
 
 
 @dataclass(frozen=True)
@@ -165,17 +166,23 @@ def wait_until(
     proc: ManagedProcess | None = None,
     interval: float = 0.2,
 ) -> None:
-    """Poll ``check`` until true; fail early if the process died, with its log tail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
+    """Poll ``check`` until true; fail early if the process died, with its log tail.
+
+    Any exception from ``check`` means "not yet": a starting service refuses connections,
+    answers 503, or half-answers, in ways too many to list.
+    """
+
+    def healthy_or_exited() -> bool:
         if proc is not None and proc.process() is None:
             raise ServiceStartError(service, "the process exited", proc.log_tail())
-        time.sleep(interval)
-    raise ServiceStartError(
-        service, f"not healthy after {timeout:.0f}s", proc.log_tail() if proc else ""
-    )
+        try:
+            return bool(check())
+        except Exception:
+            return False
+
+    try:
+        poll(healthy_or_exited, f"{service} to be healthy", timeout, every=interval)
+    except WaitTimeout:
+        raise ServiceStartError(
+            service, f"not healthy after {timeout:.0f}s", proc.log_tail() if proc else ""
+        ) from None

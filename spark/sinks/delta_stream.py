@@ -32,11 +32,11 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from services.errors import ConfigError
-from services.settings import Settings
+from services.core.errors import ConfigError
+from services.core.settings import Settings
 from spark.session import use_s3a
 from spark.sinks.tables import storage_options, table_uri
-from spark.sources.kinesis import KINESIS_SCHEMA
+from spark.sources.kinesis_source import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS, IND, REASON
 from spark.transformations.payloads import PAYLOAD, split_payloads
 
@@ -288,8 +288,8 @@ class DeltaStreamSink:
         # The tables are independent (each commit carries its own transaction), and most of
         # a small batch's time is round trips to the JVM: side by side they overlap.
         with ThreadPoolExecutor(max_workers=len(self.streams)) as pool:
-            rejected = list(pool.map(clean_and_merge, self.streams, self.streams.values()))
-        quarantine = rejected[0].unionByName(rejected[1]).unionByName(rejected[2])
+            quarantined = list(pool.map(clean_and_merge, self.streams, self.streams.values()))
+        quarantine = quarantined[0].unionByName(quarantined[1]).unionByName(quarantined[2])
         written = self.writer.write(quarantine, self.quarantine_uri, None, app_id, batch_id)
         self._note(outcome, "quarantine", written)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 
-from services.settings import Settings
+from services.core.settings import Settings
 from spark.session import use_s3a
 
 

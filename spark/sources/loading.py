@@ -7,15 +7,18 @@ not a JSON object of the expected shape).
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import asdict
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from services.settings import Settings
+from services.core.settings import Settings
+from services.core.sink_keys import SinkKeys
 from spark.session import use_s3a
-from spark.sources.s3_lines import S3LinesDataSource
+from spark.sources.sink_objects import S3LinesDataSource
 from spark.transformations.schemas import RAW_SCHEMAS
 
 SOURCE = "_source"
@@ -27,8 +30,8 @@ def with_corrupt_column(schema: StructType) -> StructType:
 
 
 def topic_prefix(settings: Settings, table: str) -> str:
-    """Where the Confluent S3 sink puts a topic's objects (topics.dir is ``topics``)."""
-    return f"topics/{settings.topics[table]}/"
+    """Where the S3 sink puts a table's topic (the connector's topics.dir)."""
+    return SinkKeys.of(settings).topic_prefix(settings.topics[table])
 
 
 def parse_lines(lines: DataFrame, table: str) -> DataFrame:
@@ -65,9 +68,11 @@ def load_raw_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFr
     if settings.batch_reader == "spark":
         return {t: _read_with_spark(spark, settings, t) for t in settings.topics}
     spark.dataSource.register(S3LinesDataSource)
+    keys = SinkKeys.of(settings)
     options = {
         "bucket": settings.bucket,
-        "prefix": "topics/",
+        "prefix": keys.root(),
+        "keys": json.dumps(asdict(keys)),
         "region": settings.aws_region,
         "endpoint_url": settings.aws_endpoint_url or "",
         # Large objects are split by bytes, but never on fewer tasks than there are cores.
@@ -78,8 +83,3 @@ def load_raw_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFr
         table: parse_lines(lines.filter(F.col("topic") == topic), table)
         for table, topic in settings.topics.items()
     }
-
-
-def load_raw(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
-    """Raw records of one table (see ``load_raw_tables``)."""
-    return load_raw_tables(spark, settings)[table]

@@ -2,7 +2,7 @@
 
 Each table's rules are data (``_Rules``): its key column, the placeholder values that mean
 "no value", and how text columns parse to numbers and timestamps. The cleaners, the split
-of rejected rows and the quality report all read the same rules, so they can't disagree.
+of quarantined rows and the quality report all read the same rules, so they can't disagree.
 
 Nothing here triggers an action. The streaming job calls the cleaners inside
 ``foreachBatch``, where each micro-batch is a static DataFrame, so the one window
@@ -31,7 +31,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from services import contract as c
+from services.core import contract as c
 
 Table = Literal["pin", "geo", "user"]
 Transform = Callable[[DataFrame], DataFrame]
@@ -69,11 +69,6 @@ def nullify_values(values_by_column: Mapping[str, Iterable[str]]) -> Transform:
         )
 
     return transform
-
-
-def blank_to_null(columns: Iterable[str]) -> Transform:
-    """Return a transform that nulls empty strings and single spaces in ``columns``."""
-    return nullify_values(dict.fromkeys(columns, c.BLANKS))
 
 
 def parse_integer(col: Column, data_type: DataType = _LONG) -> Column:
@@ -144,7 +139,7 @@ class _Rules:
     parsers: Mapping[str, Parser] = field(default_factory=dict)
 
     def null_values(self) -> dict[str, tuple[str, ...]]:
-        """Per column but the key (a blank key rejects the row), its sentinels, then blanks."""
+        """Per column but the key (a blank key quarantines the row), its sentinels, then blanks."""
         return {
             name: (*self.sentinels.get(name, ()), *c.BLANKS)
             for name in self.columns
@@ -181,7 +176,7 @@ _RULES: Final[Mapping[str, _Rules]] = {
 }
 
 
-def _rejection_reason(key: str) -> Column:
+def _quarantine_reason(key: str) -> Column:
     """Why a raw row can't be kept (its key is missing or not an integer), else null."""
     raw = F.col(key)
     return F.when(raw.isNull() | raw.isin(*c.BLANKS), F.lit(REJECT_MISSING_IND)).when(
@@ -190,12 +185,12 @@ def _rejection_reason(key: str) -> Column:
 
 
 def _standardise(table: Table) -> Transform:
-    """Drop rejected rows, null the placeholders, parse the typed columns."""
+    """Drop quarantined rows, null the placeholders, parse the typed columns."""
     rules = _RULES[table]
 
     def transform(df: DataFrame) -> DataFrame:
         return (
-            df.filter(_rejection_reason(rules.key).isNull())
+            df.filter(_quarantine_reason(rules.key).isNull())
             .withColumn(rules.key, parse_integer(F.col(rules.key)))
             .transform(nullify_values(rules.null_values()))
             .withColumns({name: parse(F.col(name)) for name, parse in rules.parsers.items()})
@@ -205,9 +200,9 @@ def _standardise(table: Table) -> Transform:
 
 
 # ---- public entry points ----------------------------------------------------------------
-def split_rejected(df: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
+def split_quarantine(df: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
     """Split raw rows into those with a usable ind and the rest, with a ``reason`` column."""
-    reason = _rejection_reason(_RULES[table].key)
+    reason = _quarantine_reason(_RULES[table].key)
     flagged = df.withColumn(REASON, reason)
     return df.filter(reason.isNull()), flagged.filter(F.col(REASON).isNotNull())
 
@@ -262,7 +257,7 @@ CLEANERS: Final[Mapping[str, Transform]] = {
 
 # ---- data quality -------------------------------------------------------------------------
 RULE_ROWS: Final = "rows"
-RULE_REJECTED: Final = "rejected"
+RULE_QUARANTINED: Final = "quarantined"
 RULE_DUPLICATE: Final = "duplicate"
 RULE_SENTINEL: Final = "sentinel"
 RULE_BLANK: Final = "blank"
@@ -282,19 +277,19 @@ QUALITY_SCHEMA: Final = StructType(
 def quality_counts(raw_df: DataFrame, table: Table) -> DataFrame:
     """What cleaning ``raw_df`` does, one row per (column, rule, value) with its count.
 
-    Rows: all input rows; rejected rows per reason; duplicate rows dropped (among rows
+    Rows: all input rows; quarantined rows per reason; duplicate rows dropped (among rows
     kept); per column, each sentinel and blank value nulled; per typed column, values that
     were not placeholders yet failed to parse. One aggregation over the raw rows.
     """
     rules = _RULES[table]
     key = F.col(rules.key)
-    reason = _rejection_reason(rules.key)
+    reason = _quarantine_reason(rules.key)
     kept_ind = F.when(reason.isNull(), parse_integer(key))
 
     metrics: list[tuple[str | None, str, str | None, Column]] = [
         (None, RULE_ROWS, None, F.count(F.lit(1))),
         *(
-            (rules.key, RULE_REJECTED, why, F.count_if(reason == why))
+            (rules.key, RULE_QUARANTINED, why, F.count_if(reason == why))
             for why in (REJECT_MISSING_IND, REJECT_NON_INTEGER_IND)
         ),
         (IND, RULE_DUPLICATE, None, F.count(kept_ind) - F.count_distinct(kept_ind)),

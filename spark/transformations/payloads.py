@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark.sources.loading import CORRUPT, with_corrupt_column
-from spark.transformations.cleaning import REASON, Table, split_rejected
+from spark.transformations.cleaning import REASON, Table, split_quarantine
 from spark.transformations.schemas import RAW_SCHEMAS
 
 PAYLOAD: Final = "payload"
@@ -73,14 +73,14 @@ def parse_records(records: DataFrame, table: Table) -> DataFrame:
 
 
 def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
-    """Raw rows ready for cleaning, and the records rejected with their ``reason``.
+    """Raw rows ready for cleaning, and the records quarantined with their ``reason``.
 
-    The rejected keep every Kinesis column plus ``payload``; a record fails when it can't
+    The quarantined keep every Kinesis column plus ``payload``; a record fails when it can't
     be decoded or parsed, or when its key is missing or not an integer (cleaning's rule).
     """
-    kept, rejected = split_rejected(parse_records(records, table), table)
+    kept, quarantined = split_quarantine(parse_records(records, table), table)
     why = F.coalesce(F.col(DECODE_REASON), F.col(REASON)).alias(REASON)
     return (
         kept.select(*RAW_SCHEMAS[table].fieldNames()),
-        rejected.select(*records.columns, PAYLOAD, why),
+        quarantined.select(*records.columns, PAYLOAD, why),
     )

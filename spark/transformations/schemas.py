@@ -24,7 +24,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from services import contract as c
+from services.core import contract as c
 
 
 def _struct(columns: Iterable[str], types: Mapping[str, DataType] | None = None) -> StructType:

@@ -99,7 +99,7 @@ def actions(changes: Iterable[Change]) -> list[tuple[str, str, str]]:
 @pytest.fixture
 def project_root(tmp_path: Path) -> Path:
     """A copy of the code that gets packaged, with both Spark entry files present."""
-    from services.settings import PROJECT_ROOT
+    from services.core.settings import PROJECT_ROOT
 
     root = tmp_path / "project"
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -12,8 +12,8 @@ import yaml
 
 from aws_deploy import msk
 from aws_deploy.runner import Deployment
-from services.api_gateway import find_rest_apis
-from services.settings import MSK_KAFKA_VERSION, Settings
+from services.core.rest_api import find_rest_apis
+from services.core.settings import MSK_KAFKA_VERSION, Settings
 from tests.aws_deploy.conftest import (
     BOOTSTRAP,
     CLUSTER_ARN,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aws_deploy import msk
-from services.settings import MSK_KAFKA_VERSION
+from services.core.settings import MSK_KAFKA_VERSION
 from tests.aws_deploy.conftest import (
     BOOTSTRAP,
     CLUSTER_ARN,
@@ -143,7 +143,7 @@ def test_older_kafka_uses_an_iam_admin_client(
 
 
 def test_a_cluster_without_iam_auth_is_a_clear_error(tmp_path: Path) -> None:
-    from services.errors import TerminalError
+    from services.core.errors import TerminalError
 
     kafka, stub = stubbed("kafka")
     stub.add_response(

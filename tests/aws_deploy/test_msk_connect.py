@@ -12,9 +12,13 @@ from botocore.stub import ANY
 from moto import mock_aws
 
 from aws_deploy.msk_connect import CLUSTER_SPECIFIC_KEYS
-from services.config_files import S3_SINK_CONNECTOR_PROPERTIES, load_properties, template_values
-from services.errors import TerminalError
-from services.settings import Settings
+from services.core.config_files import (
+    S3_SINK_CONNECTOR_PROPERTIES,
+    load_properties,
+    template_values,
+)
+from services.core.errors import TerminalError
+from services.core.settings import Settings
 from tests.aws_deploy.conftest import (
     ACCOUNT,
     BOOTSTRAP,

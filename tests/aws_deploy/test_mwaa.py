@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from aws_deploy import mwaa
 from aws_deploy.mwaa import STARTUP_KEY, requirements_txt
-from services.settings import Settings
+from services.core.settings import Settings
 from tests.aws_deploy.conftest import UID, base_target, deployment, quiet, stubbed
 
 pytestmark = pytest.mark.unit
@@ -59,9 +59,11 @@ def test_the_dag_goes_with_every_project_module_it_imports(
     d = deployment(tmp_path, target(), only=["mwaa"], project_root=project_root)
     files = mwaa.dag_files(d.ctx)
     assert f'USER_ID = "{UID}"' in files[f"{UID}_dag.py"].decode()
-    assert {"services/__init__.py", "services/settings.py", "services/errors.py"} <= set(files)
-    assert "services/orchestration/batch.py" in files  # imported at parse time
-    assert "services/orchestration/freshness.py" in files  # imported inside a task
+    assert {"services/__init__.py", "services/core/settings.py", "services/core/errors.py"} <= set(
+        files
+    )
+    assert "airflow/pinpipe_tasks/run_batch.py" in files  # imported at parse time
+    assert "airflow/pinpipe_tasks/freshness.py" in files  # imported inside a task
     assert not any(name.startswith(("airflow/", "spark/")) for name in files)
 
 
@@ -173,7 +175,7 @@ def test_trigger_unpauses_and_waits_for_the_dag_to_be_parsed(
 def test_an_environment_with_its_own_startup_script_is_left_alone(
     tmp_path: Path, project_root: Path
 ) -> None:
-    from services.errors import TerminalError
+    from services.core.errors import TerminalError
 
     versioned_bucket()
     client, stub = stubbed("mwaa")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.stub import ANY
 
-from aws_deploy.rest_proxy_ec2 import PROPERTIES_PATH
-from services.config_files import parse_properties
+from aws_deploy.ec2_rest_proxy import PROPERTIES_PATH
+from services.core.config_files import parse_properties
 from tests.aws_deploy.conftest import (
     ACCOUNT,
     BOOTSTRAP,

@@ -12,7 +12,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from aws_deploy import api_gateway
-from services.config_files import API_GATEWAY_OPENAPI
+from services.core.config_files import API_GATEWAY_OPENAPI
 from tests.aws_deploy.conftest import UID, actions, base_target, deployment, quiet
 
 pytestmark = pytest.mark.unit
@@ -144,7 +144,7 @@ def test_destroy_removes_what_apply_created_and_nothing_else(tmp_path: Path) -> 
 def test_the_cli_plans_from_the_target_file(tmp_path: Path) -> None:
     import yaml
 
-    from services.cli import app
+    from pinpipe.cli import app
 
     target = tmp_path / "aws-target.yaml"
     target.write_text(yaml.safe_dump(base_target()))

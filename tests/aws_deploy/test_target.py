@@ -9,8 +9,8 @@ import yaml
 
 from aws_deploy.runner import select_steps
 from aws_deploy.target import AwsTarget, load_target
-from services.errors import ConfigError
-from services.settings import PROJECT_ROOT
+from services.core.errors import ConfigError
+from services.core.settings import PROJECT_ROOT
 from tests.aws_deploy.conftest import CLUSTER_ARN, base_target
 
 pytestmark = pytest.mark.unit

@@ -24,7 +24,7 @@ def test_the_wheel_is_byte_for_byte_reproducible_and_lean(project_root: Path) ->
     first, second = build_wheel(project_root), build_wheel(project_root)
     assert first.content == second.content and first.filename == "pinpipe-0.1.0-py3-none-any.whl"
     names = zipfile.ZipFile(BytesIO(first.content)).namelist()
-    assert "services/settings.py" in names and "spark/jobs/batch.py" in names
+    assert "services/core/settings.py" in names and "spark/jobs/batch_job.py" in names
     assert not any("__pycache__" in n for n in names)
     metadata = zipfile.ZipFile(BytesIO(first.content)).read("pinpipe-0.1.0.dist-info/METADATA")
     requires = [
@@ -71,7 +71,7 @@ def test_aws_errors_become_transient_or_terminal_with_the_policy_statement() -> 
     from botocore.exceptions import ClientError
 
     from aws_deploy.context import aws_failure
-    from services.errors import TerminalError, TransientError
+    from services.core.errors import TerminalError, TransientError
 
     def error(code: str) -> ClientError:
         return ClientError({"Error": {"Code": code, "Message": "no"}}, "CreateConnector")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.settings import PROJECT_ROOT
+from services.core.settings import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"

@@ -8,7 +8,6 @@ localstack:4566). Images and environments are read from docker-compose.yml: a te
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -17,11 +16,11 @@ from typing import Any
 
 import httpx
 
-from services.compose_init import connector_config, render_kafka_rest
-from services.config_files import KAFKA_SERVER_PROPERTIES
-from services.settings import PROJECT_ROOT, Settings
+from services.core.config_files import KAFKA_SERVER_PROPERTIES
+from services.core.settings import PROJECT_ROOT, Settings
+from services.core.waiting import free_port, poll
+from services.stack.compose_init import connector_config, render_kafka_rest
 from tests.compose.conftest import env_with_secrets, resolved_compose
-from tests.conftest import free_port
 
 LOCAL = "127.0.0.1"
 # Where apache/kafka takes a server.properties to which it appends its KAFKA_* variables.
@@ -34,15 +33,8 @@ def compose_service(service: str, **variables: str) -> dict[str, Any]:
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:  # the component is still starting: any failure means "not yet"
-            pass
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    # The component is still starting: any failure means "not yet".
+    poll(check, what, timeout, every=1.0, tolerate=(Exception,))
 
 
 @dataclass

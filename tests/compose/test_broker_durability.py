@@ -17,10 +17,10 @@ import httpx
 import pytest
 import uvicorn
 
+from services.core.settings import Settings
+from services.core.waiting import free_port
 from services.rest_proxy.app import create_app
-from services.settings import Settings
 from tests.compose.containers import Kafka, network, start_kafka, wait_for
-from tests.conftest import free_port
 from tests.services.rest_proxy.conftest import create_topic, read_back
 from tests.services.rest_proxy.test_live_proxy import HEADERS
 

@@ -19,10 +19,10 @@ from typing import Any
 import boto3
 import pytest
 
-from services.settings import PROJECT_ROOT, Settings
+from services.core.settings import PROJECT_ROOT, Settings
+from services.core.waiting import free_port
 from tests.compose.conftest import env_with_secrets
 from tests.compose.containers import wait_for
-from tests.conftest import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

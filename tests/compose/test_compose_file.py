@@ -20,15 +20,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from services.compose_init import connector_config, render_kafka_rest
-from services.config_files import (
+from services.core.config_files import (
     KAFKA_SERVER_PROPERTIES,
     load_properties,
     parse_properties,
     render,
     template_values,
 )
-from services.settings import KAFKA_VERSION, PROJECT_ROOT, Settings
+from services.core.settings import KAFKA_VERSION, PROJECT_ROOT, Settings
+from services.stack.compose_init import connector_config, render_kafka_rest
 from tests.compose.conftest import (
     COMPOSE_FILE,
     VARIABLE,

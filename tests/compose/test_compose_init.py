@@ -9,7 +9,11 @@ import httpx
 import pytest
 from tenacity import wait_none
 
-from services.compose_init import (
+from services.core.config_files import load_properties
+from services.core.errors import TerminalError
+from services.core.settings import Settings
+from services.s3_sink.rebuild import Rewind
+from services.stack.compose_init import (
     ConnectRebalancing,
     connect_offsets,
     connector_config,
@@ -20,10 +24,6 @@ from services.compose_init import (
     render_kafka_rest,
     rewind_connector,
 )
-from services.config_files import load_properties
-from services.errors import TerminalError
-from services.s3_sink.rebuild import Rewind
-from services.settings import Settings
 
 pytestmark = pytest.mark.unit
 

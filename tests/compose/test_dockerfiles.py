@@ -6,11 +6,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from services.settings import PROJECT_ROOT
+from services.core.settings import PROJECT_ROOT
 from tests.compose.conftest import dockerfiles
 
 pytestmark = pytest.mark.unit
@@ -105,12 +106,25 @@ def test_dependencies_are_installed_in_a_layer_before_the_code(dockerfile: Path)
     assert copied_before == ["pyproject.toml ./"], copied_before
 
 
-def test_project_images_share_their_dependency_layer() -> None:
-    """services/ and spark/ Dockerfiles start with the same steps: one cached layer for both."""
-    app = final_stage(instructions(PROJECT_ROOT / "services" / "Dockerfile"))
-    spark = final_stage(instructions(PROJECT_ROOT / "spark" / "Dockerfile"))
-    shared = next(i for i, (w, a) in enumerate(app) if "-r /tmp/requirements" in a) + 1
-    assert app[:shared] == spark[:shared]
+@pytest.mark.parametrize(
+    ("dockerfile", "extras"),
+    [
+        ("services/Dockerfile", ["stack", "emulator", "aws", "airflow", "cli"]),
+        ("spark/Dockerfile", ["spark", "emulator", "cli"]),
+        ("airflow/Dockerfile", ["spark", "cli"]),
+    ],
+)
+def test_each_image_installs_the_extras_of_what_it_runs(dockerfile: str, extras: list[str]) -> None:
+    """The app image has no Java, so no pyspark; the Spark images install pyspark pinned."""
+    steps = final_stage(instructions(PROJECT_ROOT / dockerfile))
+    deps = next(a for w, a in steps if w == "RUN" and "-r /tmp/requirements" in a)
+    assert f"{' '.join(extras)} > /tmp/requirements.txt" in deps
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [
+        d for e in extras for d in project["optional-dependencies"][e]
+    ]
+    assert any(d.startswith("pyspark") for d in wanted) == ("spark" in extras)
+    assert ('"pyspark==${PYSPARK_VERSION}"' in deps) == ("spark" in extras)
 
 
 def test_every_file_a_dockerfile_copies_exists_and_is_not_ignored() -> None:

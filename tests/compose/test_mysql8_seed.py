@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.settings import Settings
+from services.core.settings import Settings
 from services.source_db.database import SourceDatabase
-from services.stack.mysql import MySQLService
+from services.stack.mysql_server import MySQLService
 from tests.compose.conftest import compose_image
 
 pytestmark = pytest.mark.docker
@@ -59,7 +59,7 @@ def test_the_native_provisioning_creates_user_and_tables_and_seeds_deterministic
         seed=7,
     )
     creds = settings.db
-    MySQLService(settings).provision()  # what `python -m services.compose_init db` runs
+    MySQLService(settings).provision()  # what `python -m services.stack.compose_init db` runs
 
     db = SourceDatabase.connect(creds)
     try:

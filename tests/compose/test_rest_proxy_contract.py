@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from emulator.kafka_rest import KafkaRestClient
+from emulator.rest_proxy_client import KafkaRestClient
 from services.rest_proxy.models import KAFKA_V2_JSON
 from tests.services.rest_proxy.conftest import create_topic, read_back, topic_exists
 from tests.services.rest_proxy.test_live_proxy import GEO_ROW, HEADERS, java_partition

@@ -22,9 +22,9 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.s3_sink.config import load_connector_config
+from services.core.settings import Settings
+from services.s3_sink.connector_config import load_connector_config
 from services.s3_sink.sink import S3Sink
-from services.settings import Settings
 from tests.conftest import unique_name
 from tests.services.s3_sink.conftest import (
     SinkThread,

@@ -8,9 +8,9 @@ import time
 import boto3
 import pytest
 
-from emulator.batch import EmulationOptions, run_batch
+from emulator.batch_mode import EmulationOptions, run_batch
 from emulator.sampler import RowSampler
-from services.settings import Settings
+from services.core.settings import Settings
 from services.source_db.database import make_engine
 from tests.conftest import start_sink, user_of_its_own
 

@@ -20,20 +20,21 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pyspark.sql import SparkSession
 
-from emulator.batch import EmulationOptions, Summary, run_batch
+from emulator.batch_mode import EmulationOptions, Summary, run_batch
 from emulator.sampler import RowSampler
-from emulator.streaming import StreamEmulationOptions, run_stream
-from services.hops import topic_message_counts, wait_for_bucket
+from emulator.streaming_mode import StreamEmulationOptions, run_stream
+from pinpipe.hops import topic_message_counts, wait_for_bucket
+from services.core.settings import TABLES, Settings
+from services.core.sink_keys import SinkKeys
+from services.core.waiting import free_port
 from services.s3_sink.converter import JsonLineConverter
-from services.s3_sink.writer import ObjectNamer
-from services.settings import TABLES, Settings
 from services.source_db.database import make_engine
-from services.stack.broker import BrokerService
-from services.stack.stack import NativeStack
-from spark.jobs.batch import run as run_batch_job
-from spark.jobs.streaming import StreamOptions, start, stop
+from services.stack.kafka_broker import BrokerService
+from services.stack.native_stack import NativeStack
+from spark.jobs.batch_job import run as run_batch_job
+from spark.jobs.streaming_job import StreamOptions, start, stop
 from spark.sinks.delta_stream import delta_inds
-from tests.conftest import free_port, unique_name
+from tests.conftest import unique_name
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +116,7 @@ def test_a_broker_killed_under_load_loses_nothing_acknowledged(own_stack: Settin
     assert sum(summary.errors.values()) == summary.failed
     assert summary.acknowledged >= 0.9 * summary.sent, summary.errors
     converter = JsonLineConverter()
-    namer = ObjectNamer()
+    keys = SinkKeys()
     for topic in settings.topics.values():
         acked = summary.offsets.get(topic, [])
         assert len(acked) == len(set(acked)) == summary.acknowledged_by_topic[topic]
@@ -128,7 +129,7 @@ def test_a_broker_killed_under_load_loses_nothing_acknowledged(own_stack: Settin
         values = topic_values(settings, topic, before[topic] + in_topic)
         by_offset: dict[int, list[bytes]] = {}
         for key, body in objects(settings, topic).items():
-            parsed = namer.parse(key)
+            parsed = keys.parse(key)
             assert parsed is not None, key
             by_offset.setdefault(parsed[2], []).append(body)
         for _, offset in acked:

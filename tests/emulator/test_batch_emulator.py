@@ -10,11 +10,11 @@ from typing import ClassVar
 
 import pytest
 
-from emulator.batch import EmulationOptions, run_batch
+from emulator.batch_mode import EmulationOptions, run_batch
 from emulator.sampler import RowSampler
-from services.settings import Settings
+from services.core.settings import Settings
+from services.core.waiting import free_port
 from services.source_db.database import make_engine
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,11 @@ import boto3
 import pytest
 
 from emulator.sampler import RowSampler
-from emulator.streaming import StreamEmulationOptions, run_stream
-from services.settings import TABLES, Settings
+from emulator.streaming_mode import StreamEmulationOptions, run_stream
+from services.core.settings import TABLES, Settings
+from services.core.waiting import free_port
 from services.source_db.database import make_engine
-from tests.conftest import free_port, unique_name
+from tests.conftest import unique_name
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,10 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.settings import Settings
-from services.stack.broker import BrokerService
-from tests.conftest import free_port, unique_name
+from services.core.settings import Settings
+from services.core.waiting import free_port, poll
+from services.stack.kafka_broker import BrokerService
+from tests.conftest import unique_name
 
 
 def create_topic(bootstrap: str, partitions: int = 1, name: str | None = None) -> str:
@@ -148,7 +149,4 @@ def assert_acknowledged_once(bootstrap: str, topic: str, run: CrashRun) -> None:
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.2)
+    poll(check, what, timeout)

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from services.core.settings import Settings
+from services.core.waiting import free_port
 from services.rest_proxy.models import KAFKA_JSON_V2_JSON
-from services.settings import Settings
-from services.stack.broker import BrokerService
-from services.stack.rest_proxy import RestProxyService
-from tests.conftest import free_port
+from services.stack.kafka_broker import BrokerService
+from services.stack.rest_proxy_process import RestProxyService
 from tests.services.rest_proxy.conftest import (
     assert_acknowledged_once,
     create_topic,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.config_files import KAFKA_REST_PROPERTIES, parse_properties
-from services.errors import ConfigError
-from services.rest_proxy.config import client_config, load_client_config
-from services.settings import Settings
+from services.core.config_files import KAFKA_REST_PROPERTIES, parse_properties
+from services.core.errors import ConfigError
+from services.core.settings import Settings
+from services.rest_proxy.proxy_config import client_config, load_client_config
 
 pytestmark = pytest.mark.unit
 
@@ -70,7 +70,7 @@ def test_producer_keys_win_over_client_keys_and_rest_keys_are_ignored() -> None:
 
 
 def test_java_only_keys_are_skipped_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "services.rest_proxy.config")
+    caplog.set_level(logging.INFO, "services.rest_proxy.proxy_config")
     config = client_config(
         {
             "bootstrap.servers": "b:9098",

@@ -14,8 +14,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from services.core.settings import Settings
 from services.rest_proxy.app import create_app
-from services.settings import Settings
 from tests.services.rest_proxy.conftest import create_topic
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import subprocess
 import httpx
 import pytest
 
+from services.core.settings import Settings
 from services.rest_proxy.models import KAFKA_JSON_V2_JSON
-from services.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import json
 import httpx
 import pytest
 
-from emulator.kafka_rest import KafkaRestClient
+from emulator.rest_proxy_client import KafkaRestClient
+from services.core.settings import Settings
 from services.rest_proxy.models import KAFKA_JSON_V2_JSON, KAFKA_V2_JSON
-from services.settings import Settings
 from tests.services.rest_proxy.conftest import read_back, topic_exists
 
 pytestmark = pytest.mark.integration

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from services.core.settings import Settings
 from services.rest_proxy.app import create_app, get_backend
 from services.rest_proxy.models import (
     KAFKA_JSON_V2_JSON,
@@ -30,7 +31,6 @@ from services.rest_proxy.models import (
     TopicNotFoundError,
 )
 from services.rest_proxy.producer import Delivery, TopicInfo
-from services.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,10 +19,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.s3_sink.config import S3SinkConfig, load_connector_config
+from services.core.settings import Settings
+from services.core.waiting import poll
+from services.s3_sink.connector_config import S3SinkConfig, load_connector_config
 from services.s3_sink.converter import JsonLineConverter
 from services.s3_sink.sink import S3Sink
-from services.settings import Settings
 from tests.conftest import unique_name
 
 
@@ -113,12 +113,7 @@ def keys(s3: Any, bucket: str, prefix: str) -> list[str]:
 
 def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     """Poll ``check`` until true or fail the test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    poll(check, what, timeout)
 
 
 def committed(settings: Settings, group: str, topic: str, partition: int = 0) -> int:

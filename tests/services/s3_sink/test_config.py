@@ -6,11 +6,15 @@ import re
 
 import pytest
 
-from services.config_files import S3_SINK_CONNECTOR_PROPERTIES, load_properties, template_values
-from services.errors import ConfigError
+from services.core.config_files import (
+    S3_SINK_CONNECTOR_PROPERTIES,
+    load_properties,
+    template_values,
+)
+from services.core.errors import ConfigError
+from services.core.settings import Settings
 from services.s3_sink.__main__ import main
-from services.s3_sink.config import load_connector_config
-from services.settings import Settings
+from services.s3_sink.connector_config import load_connector_config
 
 pytestmark = pytest.mark.unit
 

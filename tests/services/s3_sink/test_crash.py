@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from services.settings import PROJECT_ROOT, Settings
+from services.core.settings import PROJECT_ROOT, Settings
 from tests.services.s3_sink.conftest import (
     Topics,
     committed,

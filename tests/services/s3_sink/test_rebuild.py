@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
+from services.core.settings import Settings
 from services.s3_sink.rebuild import Rewind, plan_rewinds, rebuild_lost_objects
-from services.s3_sink.writer import ObjectNamer
-from services.settings import Settings
 from tests.services.s3_sink.conftest import (
     SinkThread,
     Topics,
@@ -25,27 +24,6 @@ from tests.services.s3_sink.conftest import (
     sink_config,
     wait_for,
 )
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("topic", ["a.pin", "1a2b.geo", "odd+name.user"])
-def test_the_key_a_namer_writes_is_the_key_it_parses(topic: str) -> None:
-    namer = ObjectNamer()
-    assert namer.parse(namer.key(topic, 3, 1234)) == (topic, 3, 1234)
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    "key",
-    [
-        "topics/a.pin/partition=0/a.pin+0+12.json",  # not zero-padded
-        "topics/a.pin/partition=1/a.pin+0+0000000012.json",  # folder and name disagree
-        "elsewhere/a.pin/partition=0/a.pin+0+0000000012.json",
-        "topics/a.pin/partition=0/a.pin+0+0000000012.json.tmp",
-    ],
-)
-def test_keys_the_namer_would_not_write_are_not_parsed(key: str) -> None:
-    assert ObjectNamer().parse(key) is None
 
 
 @pytest.mark.unit

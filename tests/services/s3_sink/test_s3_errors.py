@@ -10,7 +10,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from services.errors import TransientError
+from services.core.errors import TransientError
 from services.s3_sink.sink import ConnectorFailedError, classify_s3_error
 
 pytestmark = pytest.mark.unit

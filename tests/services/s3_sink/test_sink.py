@@ -10,10 +10,10 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from confluent_kafka import Consumer
 
-from services.errors import ConfigError
+from services.core.errors import ConfigError
+from services.core.settings import Settings
 from services.s3_sink.sink import ConnectorFailedError
 from services.s3_sink.status import read_status
-from services.settings import Settings
 from tests.services.s3_sink.conftest import (
     SinkThread,
     Topics,

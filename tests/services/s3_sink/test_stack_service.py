@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from services.core.settings import Settings
 from services.s3_sink.status import read_status, status_path
-from services.settings import Settings
-from services.stack.s3_sink import S3SinkService
+from services.stack.s3_sink_process import S3SinkService
 from tests.services.s3_sink.conftest import objects, produce, wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.s3_sink.writer import (
-    ObjectNamer,
     PartitionWriter,
     S3Object,
+    SinkKeys,
     next_scheduled_rotation,
 )
 
@@ -24,7 +24,7 @@ def writer(flush_size: int, *, interval_ms: int = -1, now_ms: int = T0) -> Parti
     return PartitionWriter(
         "u1.pin",
         3,
-        namer=ObjectNamer(),
+        keys=SinkKeys(),
         flush_size=flush_size,
         now_ms=now_ms,
         rotate_schedule_interval_ms=interval_ms,
@@ -42,12 +42,10 @@ def feed(w: PartitionWriter, offsets: range, now_ms: int = T0) -> list[S3Object]
 
 
 def test_key_layout_is_the_default_partitioners() -> None:
-    assert (
-        ObjectNamer().key("u1.pin", 0, 42) == "topics/u1.pin/partition=0/u1.pin+0+0000000042.json"
-    )
-    custom = ObjectNamer(topics_dir="raw", directory_delim="|", file_delim="_", zero_pad_width=4)
+    assert SinkKeys().key("u1.pin", 0, 42) == "topics/u1.pin/partition=0/u1.pin+0+0000000042.json"
+    custom = SinkKeys(topics_dir="raw", directory_delim="|", file_delim="_", zero_pad_width=4)
     assert custom.key("t", 2, 7) == "raw|t|partition=2|t_2_0007.json"
-    assert ObjectNamer(topics_dir="").key("t", 0, 1) == "t/partition=0/t+0+0000000001.json"
+    assert SinkKeys(topics_dir="").key("t", 0, 1) == "t/partition=0/t+0+0000000001.json"
 
 
 def test_flush_size_one_writes_one_object_per_record() -> None:

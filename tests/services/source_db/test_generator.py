@@ -8,7 +8,7 @@ from collections import Counter
 import pyarrow.compute as pc
 import pytest
 
-from services import contract as c
+from services.core import contract as c
 from services.source_db.generator import DirtRates, SourceGenerator, format_follower_count
 
 pytestmark = pytest.mark.unit

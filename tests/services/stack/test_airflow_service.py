@@ -12,10 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from services.errors import PrerequisiteError
-from services.settings import Settings
-from services.stack.airflow import AirflowService
-from services.stack.stack import OPTIONAL_SERVICE_CLASSES, SERVICE_CLASSES
+from services.core.errors import PrerequisiteError
+from services.core.settings import Settings
+from services.stack.airflow_standalone import AirflowService
+from services.stack.native_stack import OPTIONAL_SERVICE_CLASSES, SERVICE_CLASSES
 from tests.conftest import unique_name
 
 
@@ -75,7 +75,7 @@ def airflow_env(
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "pinpipe.cli", *args],
         capture_output=True,
         text=True,
         env={**env, "COLUMNS": "200"},

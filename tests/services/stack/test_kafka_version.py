@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from services.settings import KAFKA_VERSION, MSK_KAFKA_VERSION, PROJECT_ROOT
+from services.core.settings import KAFKA_VERSION, MSK_KAFKA_VERSION, PROJECT_ROOT
 from services.stack.kafka_jars import KAFKA_DIR
 from tests.compose.conftest import compose_image
 

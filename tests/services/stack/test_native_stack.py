@@ -15,15 +15,15 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import inspect
 
-from services.errors import PrerequisiteError, ServiceStartError
-from services.settings import Settings
+from services.core.errors import PrerequisiteError, ServiceStartError
+from services.core.settings import Settings
+from services.core.waiting import free_port
 from services.source_db.database import SourceDatabase
 from services.stack import localstack as localstack_module
-from services.stack.broker import BrokerService
+from services.stack.kafka_broker import BrokerService
 from services.stack.localstack import LocalStackService
+from services.stack.native_stack import NativeStack
 from services.stack.process import port_open
-from services.stack.stack import NativeStack
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def test_stack_up_twice_is_harmless(native_stack: Settings) -> None:
 
 def test_status_json_lists_every_service(native_stack: Settings) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "services.cli", "stack", "status", "--json"],
+        [sys.executable, "-m", "pinpipe.cli", "stack", "status", "--json"],
         capture_output=True,
         text=True,
         check=True,

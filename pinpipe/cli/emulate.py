@@ -1,0 +1,190 @@
+"""`pinpipe emulate`: post sampled source rows into the pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pinpipe.cli.common import JsonOpt, console, err_console, friendly_errors, progress
+from services.core.settings import get_settings
+
+app = typer.Typer(help="Post sampled source rows into the pipeline.", no_args_is_help=True)
+
+# Options both emulator modes share.
+CountOpt = Annotated[
+    int | None, typer.Option(help="Events to post (each is a pin, a geo and a user row).")
+]
+DurationOpt = Annotated[
+    float | None, typer.Option(help="Stop after this many seconds (count unlimited unless given).")
+]
+RateOpt = Annotated[
+    float | None, typer.Option(help="Events per second (default: as fast as possible).")
+]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Requests in flight at once.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Sampling seed (same seed, same events).")]
+RetriesOpt = Annotated[int, typer.Option(help="Attempts per request for transient failures.")]
+
+
+@app.command("batch")
+@friendly_errors
+def emulate_batch(
+    count: CountOpt = None,
+    duration: DurationOpt = None,
+    rate: RateOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    batch_size: Annotated[int, typer.Option(help="Records per request (per topic).")] = 100,
+    seed: SeedOpt = None,
+    direct: Annotated[
+        bool, typer.Option(help="Post to the REST proxy, bypassing API Gateway.")
+    ] = False,
+    classic: Annotated[
+        bool,
+        typer.Option(help="Behave like the original script: one record per request, 0-1 s sleeps."),
+    ] = False,
+    retries: RetriesOpt = 5,
+    hops: Annotated[
+        bool,
+        typer.Option(help="Afterwards, wait for the S3 sink and count records at every hop."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample rows (with replacement) and post them to the Kafka topics through the API."""
+    from emulator.batch_mode import EmulationOptions, run_batch
+    from pinpipe import hops as hop_counts
+
+    settings = get_settings()
+    before = None
+    if hops:
+        with err_console.status("counting what the topics and the bucket already hold…"):
+            before = (hop_counts.topic_message_counts(settings), hop_counts.bucket_counts(settings))
+
+    if count is None and duration is None:
+        count = 1_000
+    opts = EmulationOptions(
+        count=count,
+        duration=duration,
+        rate=rate,
+        concurrency=concurrency,
+        batch_size=1 if classic else batch_size,
+        seed=seed,
+        direct=direct,
+        classic=classic,
+        max_attempts=retries,
+    )
+    with progress("posting", count * 3 if count else None, quiet=as_json) as advance:
+        summary = run_batch(settings, opts, on_records=advance)
+    _print_summary(summary.as_dict(), as_json)
+    if before is not None:
+        _print_hops(settings, summary, before, as_json)
+    if summary.failed:
+        raise typer.Exit(3)
+
+
+def _print_hops(settings: Any, summary: Any, before: tuple[Any, Any], as_json: bool) -> None:
+    """Records per topic at every hop, counting only what this run added."""
+    from pinpipe import hops as hop_counts
+
+    topics_before, bucket_before = before
+    expected = {
+        t: bucket_before.records.get(t, 0) + summary.acknowledged_by_topic.get(t, 0)
+        for t in settings.topics.values()
+    }
+    with err_console.status("waiting for the S3 sink…"):
+        bucket = hop_counts.wait_for_bucket(settings, expected)
+        topics = hop_counts.topic_message_counts(settings)
+    rows = []
+    for topic in settings.topics.values():
+        rows.append(
+            {
+                "topic": topic,
+                "sampled": summary.events,
+                "acknowledged": summary.acknowledged_by_topic.get(topic, 0),
+                "in_topic": topics.get(topic, 0) - topics_before.get(topic, 0),
+                "s3_objects": bucket.objects.get(topic, 0) - bucket_before.objects.get(topic, 0),
+                "s3_records": bucket.records.get(topic, 0) - bucket_before.records.get(topic, 0),
+            }
+        )
+    if as_json:
+        sys.stdout.write(json.dumps({"hops": rows}) + "\n")
+        return
+    table = Table(title="records at every hop (this run)", title_justify="left")
+    for col in ("topic", "sampled", "acknowledged", "in_topic", "s3_objects", "s3_records"):
+        table.add_column(
+            col.replace("_", " "),
+            justify="left" if col == "topic" else "right",
+            no_wrap=col == "topic",
+        )
+    for r in rows:
+        ok = r["acknowledged"] == r["in_topic"] == r["s3_records"]
+        mark = "[green]" if ok else "[red]"
+        table.add_row(*(f"{mark}{r[c]:,}" if c != "topic" else r[c] for c in r))
+    console.print(table)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    table = Table(title=f"emulator → {summary['target']}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("events", "sent", "acknowledged", "failed", "missing_rows", "requests", "retries"):
+        table.add_row(key.replace("_", " "), f"{summary[key]:,}")
+    table.add_row("seconds", f"{summary['seconds']:.2f}")
+    table.add_row("events/s", f"{summary['events_per_second']:,.1f}")
+    console.print(table)
+    for reason, n in summary.get("errors", {}).items():
+        err_console.print(f"[red]{n:,} records failed:[/] {reason}", highlight=False)
+
+
+@app.command("stream")
+@friendly_errors
+def emulate_stream(
+    count: CountOpt = None,
+    duration: DurationOpt = None,
+    rate: RateOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    batch_size: Annotated[
+        int, typer.Option(help="Records per PutRecords request (per stream, at most 500).")
+    ] = 100,
+    seed: SeedOpt = None,
+    direct: Annotated[
+        bool, typer.Option(help="Put records with boto3, bypassing API Gateway.")
+    ] = False,
+    classic: Annotated[
+        bool,
+        typer.Option(help="Behave like the original script: one PutRecord per row, 0-1 s sleeps."),
+    ] = False,
+    base64_data: Annotated[
+        bool,
+        typer.Option("--base64", help="Send Data base64-encoded, as some clients do."),
+    ] = False,
+    retries: RetriesOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample rows (with replacement) and put them to the Kinesis streams through the API."""
+    from emulator.streaming_mode import StreamEmulationOptions, run_stream
+
+    if count is None and duration is None:
+        count = 1_000
+    opts = StreamEmulationOptions(
+        count=count,
+        duration=duration,
+        rate=rate,
+        concurrency=concurrency,
+        batch_size=1 if classic else batch_size,
+        seed=seed,
+        direct=direct,
+        classic=classic,
+        max_attempts=retries,
+        base64_data=base64_data,
+    )
+    with progress("putting", count * 3 if count else None, quiet=as_json) as advance:
+        summary = run_stream(get_settings(), opts, on_records=advance)
+    _print_summary(summary.as_dict(), as_json)
+    if summary.failed:
+        raise typer.Exit(3)

@@ -1,0 +1,141 @@
+"""The batch job end to end on what the ingestion path wrote to LocalStack S3."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from deltalake import DeltaTable
+
+from emulator.sampler import RowSampler
+from services.core import contract as c
+from services.core.settings import Settings
+from services.source_db.database import make_engine
+from spark.jobs.batch_job import MALFORMED, BatchResult, run
+from spark.session import get_spark
+from tests.conftest import INGESTED_EVENTS
+
+pytestmark = pytest.mark.e2e
+
+ANSWER_COLUMNS = {
+    "q1_popular_category_by_country": ["country", "category", "category_count"],
+    "q2_popular_category_by_year": ["post_year", "category", "category_count"],
+    "q3_top_user_per_country": ["country", "poster_name", "follower_count"],
+    "q3_country_with_top_user": ["country", "follower_count"],
+    "q4_popular_category_by_age_group": ["age_group", "category", "category_count"],
+    "q5_median_followers_by_age_group": ["age_group", "median_follower_count"],
+    "q6_users_joined_by_year": ["post_year", "number_users_joined"],
+    "q7_median_followers_by_join_year": ["post_year", "median_follower_count"],
+    "q8_median_followers_by_age_group_and_join_year": [
+        "age_group",
+        "post_year",
+        "median_follower_count",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def batch_run(
+    ingested_bucket: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Settings, BatchResult]:
+    out = tmp_path_factory.mktemp("batch")
+    settings = ingested_bucket.model_copy(update={"warehouse_uri": str(out / "warehouse")})
+    # A record the job can't parse must be quarantined with its reason, not dropped.
+    topic = settings.topics["geo"]
+    boto3.client("s3", **settings.boto3_kwargs()).put_object(
+        Bucket=settings.bucket,
+        Key=f"topics/{topic}/partition=0/{topic}+0+9999999999.json",
+        Body=b'{"ind": 1, "timestamp": "2020-01-01 00:00:00", "country": \n',
+    )
+    result = run(get_spark(settings), settings, out / "report.html")
+    return settings, result
+
+
+def test_every_record_is_read_and_cleaned_to_one_row_per_ind(
+    batch_run, ingested_bucket: Settings
+) -> None:
+    settings, result = batch_run
+    engine = make_engine(settings.db)
+    distinct = len({e.ind for e in RowSampler(engine, seed=1).sample(INGESTED_EVENTS)})
+    engine.dispose()
+    assert result.rows_read == {
+        "pin": INGESTED_EVENTS,
+        "geo": INGESTED_EVENTS + 1,
+        "user": INGESTED_EVENTS,
+    }
+    assert result.rows_clean == {"pin": distinct, "geo": distinct, "user": distinct}
+    assert result.quarantined == {"geo": {MALFORMED: 1}}
+
+
+def test_tables_are_written_as_delta_with_the_contract_columns(batch_run) -> None:
+    _, result = batch_run
+    for table, columns in (
+        ("pin", c.PIN_CLEAN_COLUMNS),
+        ("geo", c.GEO_CLEAN_COLUMNS),
+        ("user", c.USER_CLEAN_COLUMNS),
+    ):
+        dt = DeltaTable(result.tables[f"{table}_clean"])
+        assert tuple(dt.schema().to_arrow().names) == columns
+        assert dt.to_pyarrow_table().num_rows == result.rows_clean[table]
+    quarantined = DeltaTable(result.tables["quarantine"]).to_pyarrow_table().to_pylist()
+    assert [(r["table"], r["reason"]) for r in quarantined] == [("geo", MALFORMED)]
+    assert quarantined[0]["raw"].startswith('{"ind": 1')
+    for name, columns in ANSWER_COLUMNS.items():
+        assert list(result.answers[name].columns) == columns
+        assert DeltaTable(result.tables[name]).to_pyarrow_table().num_rows == len(
+            result.answers[name]
+        )
+
+
+def test_answers_agree_with_the_cleaned_tables(batch_run) -> None:
+    _, result = batch_run
+    joined = result.answers["q6_users_joined_by_year"]
+    users = DeltaTable(result.tables["user_clean"]).to_pandas()
+    in_range = users[users.date_joined.dt.year.between(2015, 2020)]
+    assert joined.number_users_joined.sum() == len(in_range)
+    assert len(result.answers["q3_country_with_top_user"]) == 1
+
+
+def test_report_is_written(batch_run) -> None:
+    _, result = batch_run
+    text = Path(result.report).read_text()
+    assert "Data quality" in text and MALFORMED in text
+    assert json.loads(json.dumps(result.summary()))["rows"]["read"]["pin"] == INGESTED_EVENTS
+
+
+@pytest.mark.parametrize(
+    ("reader", "writer"),
+    [("spark", "delta-rs"), ("boto3", "spark-delta")],
+    ids=["spark-reader", "spark-delta-writer"],
+)
+def test_both_readers_and_both_writers_give_the_same_tables_and_answers(
+    batch_run, tmp_path: Path, reader: str, writer: str
+) -> None:
+    settings, reference = batch_run
+    other = settings.model_copy(
+        update={
+            "batch_reader": reader,
+            "table_writer": writer,
+            "warehouse_uri": str(tmp_path / "warehouse"),
+        }
+    )
+    result = run(get_spark(other), other, tmp_path / "report.html")
+    assert (result.rows_read, result.rows_clean, result.quarantined) == (
+        reference.rows_read,
+        reference.rows_clean,
+        reference.quarantined,
+    )
+    assert set(result.tables) == set(reference.tables)
+    for name, uri in reference.tables.items():
+        assert table_rows(result.tables[name]) == table_rows(uri), name
+    for name, answer in reference.answers.items():
+        assert result.answers[name].equals(answer), name
+
+
+def table_rows(uri: str) -> list[tuple[Any, ...]]:
+    """A Delta table's rows, in a fixed order, read with delta-rs whoever wrote it."""
+    rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    return sorted((tuple(r.items()) for r in rows), key=repr)

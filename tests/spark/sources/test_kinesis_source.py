@@ -1,0 +1,169 @@
+"""The Kinesis streaming source against LocalStack: positions, restarts and resharding."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from services.core.settings import Settings
+from spark.sources.kinesis_source import KINESIS_SCHEMA, KinesisDataSource
+from tests.conftest import unique_name
+from tests.spark.conftest import create_streams, delete_streams, kinesis, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+class Collector:
+    """A query reading one stream with the source, its rows gathered on the driver."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, stream: str, checkpoint: Path):
+        self.spark, self.settings, self.stream, self.checkpoint = (
+            spark,
+            settings,
+            stream,
+            checkpoint,
+        )
+        self.rows: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.query: StreamingQuery | None = None
+
+    def start(self, position: str = "trim_horizon") -> None:
+        aws = self.settings.boto3_kwargs()
+        self.spark.dataSource.register(KinesisDataSource)
+        self.query = (
+            self.spark.readStream.format("pinpipe_kinesis")
+            .option("streamName", self.stream)
+            .option("initialPosition", position)
+            .option("region", self.settings.aws_region)
+            .option("endpoint", aws["endpoint_url"])
+            .option("awsAccessKey", aws["aws_access_key_id"])
+            .option("awsSecretKey", aws["aws_secret_access_key"])
+            .load()
+            .writeStream.foreachBatch(self._collect)
+            .option("checkpointLocation", str(self.checkpoint))
+            .trigger(processingTime="1 second")
+            .start()
+        )
+
+    def _collect(self, df: DataFrame, _batch_id: int) -> None:
+        rows = [r.asDict() for r in df.collect()]
+        with self.lock:
+            self.rows += rows
+
+    def stop(self) -> None:
+        assert self.query is not None
+        self.query.stop()
+
+    def values(self) -> list[int]:
+        with self.lock:
+            return [json.loads(bytes(r["data"]))["i"] for r in self.rows]
+
+    def wait_for(self, n: int, timeout: float = 90) -> None:
+        wait_until(lambda: len(self.values()) >= n, timeout, f"{n} records from {self.stream}")
+
+
+def put(settings: Settings, stream: str, values: range) -> None:
+    kinesis(settings).put_records(
+        StreamName=stream,
+        Records=[{"Data": json.dumps({"i": i}).encode(), "PartitionKey": f"k{i}"} for i in values],
+    )
+
+
+@pytest.fixture
+def stream(native_stack: Settings) -> Iterator[str]:
+    name = unique_name("src-")
+    create_streams(native_stack, [name])
+    yield name
+    delete_streams(native_stack, [name])
+
+
+def test_columns_are_those_of_the_databricks_source_and_a_restart_resumes(
+    spark: SparkSession, native_stack: Settings, stream: str, tmp_path: Path
+) -> None:
+    put(native_stack, stream, range(5))
+    reader = Collector(spark, native_stack, stream, tmp_path / "ck")
+    reader.start()
+    reader.wait_for(5)
+    reader.stop()
+    first = reader.rows[0]
+    assert list(first) == KINESIS_SCHEMA.fieldNames()
+    assert first["stream"] == stream and first["partitionKey"] == "k0"
+    assert first["shardId"] == "shardId-000000000000" and int(first["sequenceNumber"]) > 0
+    assert abs(time.time() - first["approximateArrivalTimestamp"].timestamp()) < 600
+
+    put(native_stack, stream, range(5, 12))
+    again = Collector(spark, native_stack, stream, tmp_path / "ck")
+    again.start()
+    again.wait_for(7)
+    time.sleep(2)  # a trigger or two more: nothing must come twice
+    again.stop()
+    assert sorted(reader.values()) == list(range(5))
+    assert sorted(again.values()) == list(range(5, 12))
+
+
+def test_latest_skips_what_the_stream_held_before(
+    spark: SparkSession, native_stack: Settings, stream: str, tmp_path: Path
+) -> None:
+    put(native_stack, stream, range(4))
+    reader = Collector(spark, native_stack, stream, tmp_path / "ck")
+    reader.start("latest")
+    wait_until(
+        lambda: reader.query is not None and reader.query.lastProgress is not None, 60, "a trigger"
+    )
+    put(native_stack, stream, range(4, 9))
+    reader.wait_for(5)
+    time.sleep(2)
+    reader.stop()
+    assert sorted(reader.values()) == list(range(4, 9))
+
+
+def split_in_two(settings: Settings, stream: str, shard: str) -> None:
+    client = kinesis(settings)
+    desc = client.describe_stream(StreamName=stream)["StreamDescription"]
+    hash_range = next(s for s in desc["Shards"] if s["ShardId"] == shard)["HashKeyRange"]
+    middle = (int(hash_range["StartingHashKey"]) + int(hash_range["EndingHashKey"])) // 2
+    client.split_shard(StreamName=stream, ShardToSplit=shard, NewStartingHashKey=str(middle))
+    wait_until(
+        lambda: (
+            client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+                "StreamStatus"
+            ]
+            == "ACTIVE"
+        ),
+        30,
+        "the split",
+    )
+
+
+def test_a_split_during_a_run_loses_and_repeats_nothing(
+    spark: SparkSession, native_stack: Settings, stream: str, tmp_path: Path
+) -> None:
+    reader = Collector(spark, native_stack, stream, tmp_path / "ck")
+    reader.start()
+    put(native_stack, stream, range(20))
+    reader.wait_for(20)
+    split_in_two(native_stack, stream, "shardId-000000000000")
+    put(native_stack, stream, range(20, 60))
+    reader.wait_for(60)
+    time.sleep(2)
+    reader.stop()
+    assert sorted(reader.values()) == list(range(60))
+    shards = {r["shardId"] for r in reader.rows}
+    assert len(shards) == 3, shards  # the parent and both children were read
+
+    # A restart after the split finds the closed parent and its children from the checkpoint.
+    put(native_stack, stream, range(60, 80))
+    again = Collector(spark, native_stack, stream, tmp_path / "ck")
+    again.start()
+    again.wait_for(20)
+    time.sleep(2)
+    again.stop()
+    assert sorted(again.values()) == list(range(60, 80))
