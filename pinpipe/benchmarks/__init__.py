@@ -9,47 +9,15 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
+from pinpipe.benchmarks.common import Measurement, bench_settings
 from pinpipe.benchmarks.pipeline import bench_batch, bench_ingest
-from services.core.settings import Settings, get_settings
-from services.core.waiting import free_port
+from pinpipe.benchmarks.writers import bench_writers
 
 if TYPE_CHECKING:
     from pinpipe.benchmarks.streaming_latency import RateStep
-
-
-@dataclass(frozen=True)
-class Measurement:
-    name: str
-    value: float
-    unit: str
-    note: str = ""
-
-
-def bench_settings(
-    tmp: Path, database: str = "pinterest_data_bench", **overrides: object
-) -> Settings:
-    """Settings for a throw-away stack: own state dir, free ports, own database."""
-    base = get_settings()
-    creds = tmp / "db_creds.yaml"
-    creds.write_text(yaml.safe_dump({**base.db.model_dump(), "DATABASE": database}))
-    values: dict[str, object] = {
-        "user_id": "bench0000001",
-        "state_dir": tmp / "state",
-        "db_creds_file": creds,
-        "broker_port": free_port(),
-        "broker_controller_port": free_port(),
-        "localstack_port": free_port(),
-        "rest_proxy_port": free_port(),
-        "seed_posts": 1_000,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 def bench_stack_startup() -> list[Measurement]:
@@ -256,4 +224,5 @@ BENCHMARKS: dict[str, Callable[[], list[Measurement]]] = {
     "stream": bench_stream,
     "ingest": bench_ingest,
     "batch": bench_batch,
+    "writers": bench_writers,
 }
