@@ -61,7 +61,7 @@ def micro_batch(settings: Settings, batch: int) -> list[tuple[Any, ...]]:
     """Records of one micro-batch: new posts, and a third of the previous batch's again."""
     arrived = datetime.now(UTC)
     first = batch * POSTS - POSTS // 3 if batch else 0
-    records = []
+    records: list[tuple[Any, ...]] = []
     for n, ind in enumerate(range(first, first + POSTS)):
         for table, row in rows(ind).items():
             seq = str(10**30 + batch * 10 * POSTS + n * 3 + len(records) % 3)

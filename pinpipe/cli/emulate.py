@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
 from pinpipe.cli.common import JsonOpt, console, err_console, friendly_errors, progress
 from services.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from emulator.posting import EmulationOptions
 
 app = typer.Typer(help="Post sampled source rows into the pipeline.", no_args_is_help=True)
 
@@ -27,6 +30,38 @@ RateOpt = Annotated[
 ConcurrencyOpt = Annotated[int, typer.Option(help="Requests in flight at once.")]
 SeedOpt = Annotated[int | None, typer.Option(help="Sampling seed (same seed, same events).")]
 RetriesOpt = Annotated[int, typer.Option(help="Attempts per request for transient failures.")]
+
+
+Opts = TypeVar("Opts", bound="EmulationOptions")
+
+
+def options(
+    cls: type[Opts],
+    count: int | None,
+    duration: float | None,
+    rate: float | None,
+    concurrency: int,
+    batch_size: int,
+    seed: int | None,
+    direct: bool,
+    classic: bool,
+) -> Opts:
+    """The options both modes share; 1,000 events when neither a count nor a duration is given."""
+    return cls(
+        count=1_000 if count is None and duration is None else count,
+        duration=duration,
+        rate=rate,
+        concurrency=concurrency,
+        batch_size=1 if classic else batch_size,
+        seed=seed,
+        direct=direct,
+        classic=classic,
+    )
+
+
+def records(opts: EmulationOptions) -> int | None:
+    """How many records a run posts (a pin, a geo and a user row per event), if known."""
+    return opts.count * 3 if opts.count else None
 
 
 @app.command("batch")
@@ -62,20 +97,11 @@ def emulate_batch(
         with err_console.status("counting what the topics and the bucket already hold…"):
             before = (hop_counts.topic_message_counts(settings), hop_counts.bucket_counts(settings))
 
-    if count is None and duration is None:
-        count = 1_000
-    opts = EmulationOptions(
-        count=count,
-        duration=duration,
-        rate=rate,
-        concurrency=concurrency,
-        batch_size=1 if classic else batch_size,
-        seed=seed,
-        direct=direct,
-        classic=classic,
-        max_attempts=retries,
+    opts = options(
+        EmulationOptions, count, duration, rate, concurrency, batch_size, seed, direct, classic
     )
-    with progress("posting", count * 3 if count else None, quiet=as_json) as advance:
+    opts.max_attempts = retries
+    with progress("posting", records(opts), quiet=as_json) as advance:
         summary = run_batch(settings, opts, on_records=advance)
     _print_summary(summary.as_dict(), as_json)
     if before is not None:
@@ -169,21 +195,20 @@ def emulate_stream(
     """Sample rows (with replacement) and put them to the Kinesis streams through the API."""
     from emulator.streaming_mode import StreamEmulationOptions, run_stream
 
-    if count is None and duration is None:
-        count = 1_000
-    opts = StreamEmulationOptions(
-        count=count,
-        duration=duration,
-        rate=rate,
-        concurrency=concurrency,
-        batch_size=1 if classic else batch_size,
-        seed=seed,
-        direct=direct,
-        classic=classic,
-        max_attempts=retries,
-        base64_data=base64_data,
+    opts = options(
+        StreamEmulationOptions,
+        count,
+        duration,
+        rate,
+        concurrency,
+        batch_size,
+        seed,
+        direct,
+        classic,
     )
-    with progress("putting", count * 3 if count else None, quiet=as_json) as advance:
+    opts.max_attempts = retries
+    opts.base64_data = base64_data
+    with progress("putting", records(opts), quiet=as_json) as advance:
         summary = run_stream(get_settings(), opts, on_records=advance)
     _print_summary(summary.as_dict(), as_json)
     if summary.failed:

@@ -98,15 +98,12 @@ def actions(changes: Iterable[Change]) -> list[tuple[str, str, str]]:
 
 @pytest.fixture
 def project_root(tmp_path: Path) -> Path:
-    """A copy of the code that gets packaged, with both Spark entry files present."""
+    """A copy of the code that gets packaged."""
     from services.core.settings import PROJECT_ROOT
 
     root = tmp_path / "project"
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("services", "spark", "airflow/dags"):
+    for folder in ("services", "spark", "airflow/dags", "airflow/pinpipe_tasks"):
         shutil.copytree(PROJECT_ROOT / folder, root / folder, ignore=skip)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    streaming = root / "spark" / "jobs" / "streaming.py"
-    if not streaming.exists():
-        streaming.write_text('"""Stand-in for the streaming job while it is being written."""\n')
     return root

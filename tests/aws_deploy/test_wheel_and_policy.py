@@ -53,7 +53,7 @@ def test_pip_accepts_the_wheel(project_root: Path, tmp_path: Path) -> None:
         ],
         check=True,
     )
-    assert (tmp_path / "site" / "services" / "settings.py").is_file()
+    assert (tmp_path / "site" / "services" / "core" / "settings.py").is_file()
 
 
 def test_the_policy_has_one_statement_per_aws_step_and_renders_for_a_target(tmp_path: Path) -> None:

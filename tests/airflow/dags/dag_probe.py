@@ -21,7 +21,7 @@ from airflow.utils.file import iter_airflow_imports
 
 # pinpipe's modules are imported only after the first parse is timed: the DAG processor
 # parses each file in a fresh child process, where they are not imported yet.
-COMMITTED_DAGS = Path(__file__).resolve().parents[2] / "airflow" / "dags"
+COMMITTED_DAGS = Path(__file__).resolve().parents[3] / "airflow" / "dags"
 # A DAG with the same Airflow imports as ours: parsing it first pays Airflow's own lazy
 # imports, as a long-running DAG processor has, so the next parse times our file alone.
 REFERENCE_DAG = """

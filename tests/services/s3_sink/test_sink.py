@@ -182,6 +182,8 @@ def test_errors_tolerance_all_sends_unconvertible_records_to_the_dead_letter_que
             "errors.tolerance": "all",
             "errors.deadletterqueue.topic.name": dlq,
             "errors.deadletterqueue.context.headers.enable": "true",
+            # Connect's default (3) needs three brokers; the stack has one.
+            "errors.deadletterqueue.topic.replication.factor": "1",
         },
     )
     run_sink(config)
@@ -338,3 +340,18 @@ def test_consumer_settings_the_broker_refuses_fail_the_connector_with_a_clear_er
     error = run_sink(config).join(timeout=60)
     assert isinstance(error, ConfigError)
     assert "Invalid session timeout" in str(error) and "consumer.override" in str(error)
+
+
+def test_a_dead_letter_queue_the_cluster_cannot_hold_fails_the_connector_clearly(
+    native_stack: Settings, topics: Callable[..., Topics], run_sink: RunSink
+) -> None:
+    t = topics("pin")
+    # Connect's default replication factor, 3, on a cluster of one broker.
+    config = sink_config(
+        native_stack,
+        t,
+        {"errors.tolerance": "all", "errors.deadletterqueue.topic.name": f"{t.prefix}-dlq"},
+    )
+    error = run_sink(config).join(timeout=60)
+    assert isinstance(error, ConnectorFailedError)
+    assert f"Could not initialize dead letter queue with topic={t.prefix}-dlq" in str(error)

@@ -16,7 +16,7 @@ from spark.sinks.report import CHARTS, write_report
 pytestmark = pytest.mark.unit
 
 ARTIFACTS = Path(
-    os.environ.get("PINPIPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")
+    os.environ.get("PINPIPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "artifacts")
 )
 
 
