@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pinpipe.benchmarks.common import Measurement, bench_settings
+from pinpipe.benchmarks.measurement import Measurement, bench_settings
 from pinpipe.benchmarks.pipeline import bench_batch, bench_ingest
 from pinpipe.benchmarks.writers import bench_writers
 

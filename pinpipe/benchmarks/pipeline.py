@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
-    from pinpipe.benchmarks.common import Measurement
+    from pinpipe.benchmarks.measurement import Measurement
     from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _load_note(result: LoadResult, connections: int) -> str:
 
 def bench_ingest() -> list[Measurement]:
     """REST proxy and API Gateway records/s next to a direct produce; sink next to raw PUTs."""
-    from pinpipe.benchmarks.common import bench_settings
+    from pinpipe.benchmarks.measurement import bench_settings
     from services.stack.native_stack import NativeStack
 
     with tempfile.TemporaryDirectory(prefix="pinpipe-bench-") as tmp:
@@ -203,8 +203,8 @@ def bench_ingest() -> list[Measurement]:
 def _ingest(settings: Settings) -> list[Measurement]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from pinpipe.benchmarks.common import Measurement
-    from pinpipe.benchmarks.sink import pin_row, raw_put_rate, sink_throughput
+    from pinpipe.benchmarks.measurement import Measurement
+    from pinpipe.benchmarks.sink_rates import pin_row, raw_put_rate, sink_throughput
 
     # Outside the stack's topics.regex, so the stack's own sink leaves these records alone.
     topic = f"ingest-{secrets.token_hex(4)}"
@@ -487,7 +487,7 @@ def batch_scenario(
     per_object: int,
 ) -> list[Measurement]:
     """Load the bucket, then time the job, a download, the inferred read and the job's Spark path."""
-    from pinpipe.benchmarks.common import Measurement
+    from pinpipe.benchmarks.measurement import Measurement
 
     workdir.mkdir(parents=True)
     rows = posts * 3
@@ -605,7 +605,7 @@ def warm_up(spark: SparkSession, settings: Settings, s3: Any, workdir: Path) -> 
 
 def bench_batch() -> list[Measurement]:
     """The batch job on 30,000 one-record objects and on 1M rows in large objects."""
-    from pinpipe.benchmarks.common import bench_settings
+    from pinpipe.benchmarks.measurement import bench_settings
     from services.stack.native_stack import NativeStack
     from spark.session import get_spark
 

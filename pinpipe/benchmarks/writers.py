@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pinpipe.benchmarks.common import Measurement
+from pinpipe.benchmarks.measurement import Measurement
 from services.core.settings import Settings
 
 POSTS = 300

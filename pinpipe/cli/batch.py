@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pinpipe.cli.common import friendly_errors
+from pinpipe.cli.output import friendly_errors
 
 app = typer.Typer(help="The Spark batch job: clean, query, publish.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pinpipe.cli.common import JsonOpt, console, err_console, friendly_errors
+from pinpipe.cli.output import JsonOpt, console, err_console, friendly_errors
 
 
 @friendly_errors

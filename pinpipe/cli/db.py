@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pinpipe.cli.common import JsonOpt, console, friendly_errors, progress
+from pinpipe.cli.output import JsonOpt, console, friendly_errors, progress
 from services.core.settings import get_settings
 
 app = typer.Typer(help="The MySQL source database: seed and profile.", no_args_is_help=True)

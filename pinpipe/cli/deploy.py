@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pinpipe.cli.common import console, friendly_errors
+from pinpipe.cli.output import console, friendly_errors
 
 app = typer.Typer(
     help="Promote the same configs to AWS and Databricks: plan, apply, destroy (like Terraform).",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from pinpipe.cli.common import JsonOpt, console, err_console, friendly_errors, progress
+from pinpipe.cli.output import JsonOpt, console, err_console, friendly_errors, progress
 from services.core.settings import get_settings
 
 if TYPE_CHECKING:

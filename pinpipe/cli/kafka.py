@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import typer
 
-from pinpipe.cli.common import friendly_errors
+from pinpipe.cli.output import friendly_errors
 from services.core.settings import get_settings
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pinpipe.cli.common import JsonOpt, console, friendly_errors
+from pinpipe.cli.output import JsonOpt, console, friendly_errors
 from services.core.settings import get_settings
 
 app = typer.Typer(help="Start, stop and inspect the native service stack.", no_args_is_help=True)

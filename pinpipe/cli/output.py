@@ -1,4 +1,4 @@
-"""What every command group shares: the consoles, error handling, options and progress."""
+"""What every command group shares: the consoles, error handling, options and progress bars."""
 
 from __future__ import annotations
 
