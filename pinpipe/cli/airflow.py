@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pinpipe.cli.output import JsonOpt, console, err_console, friendly_errors
+from pinpipe.cli.output import JsonOpt, ShowSecretsOpt, console, err_console, friendly_errors
 from services.core.settings import get_settings
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
 
 @app.command("up")
 @friendly_errors
-def airflow_up() -> None:
+def airflow_up(show_secrets: ShowSecretsOpt = False) -> None:
     """Start Airflow standalone on 127.0.0.1 with the project's DAG folder (idempotent)."""
     from services.stack.airflow_standalone import ADMIN_USER, AirflowService
 
@@ -31,7 +31,10 @@ def airflow_up() -> None:
     console.print(f"[green]✓[/] airflow {outcome}")
     table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
     table.add_row("URL", service.endpoint())
-    table.add_row("login", f"{ADMIN_USER} / {service.password()}")
+    if show_secrets:
+        table.add_row("login", f"{ADMIN_USER} / {service.password()}")
+    else:
+        table.add_row("login", f"{ADMIN_USER}, password in {service.password_file}")
     table.add_row("DAG", f"{settings.dag_id} ({settings.airflow_dags_folder / settings.dag_file})")
     table.add_row("log", str(service.proc.log_file))
     console.print(table)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from functools import wraps
 from typing import Annotated, Any, TypeVar
 
@@ -12,13 +12,55 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.core.errors import PinpipeError, ServiceStartError
+from services.core.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+ShowSecretsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show-secrets", help="Print passwords too (by default only the file that holds them)."
+    ),
+]
+
+HIDDEN = "***"
+
+
+def known_secrets(settings: Settings) -> dict[str, str]:
+    """Every password the project's commands could print, and where it is kept."""
+    from services.stack.airflow_standalone import AirflowService
+
+    found = {settings.mysql_admin_password: "PINPIPE_MYSQL_ADMIN_PASSWORD"}
+    # Credentials not configured, or Airflow's file not written yet: nothing to hide there.
+    with suppress(PinpipeError):
+        found[settings.db.PASSWORD] = str(settings.db_creds_file)
+    airflow = AirflowService(settings)
+    with suppress(PinpipeError):
+        found[airflow.password()] = str(airflow.password_file)
+    return {secret: where for secret, where in found.items() if secret}
+
+
+def redact(value: T, secrets: Iterable[str]) -> T:
+    """``value`` (text, or JSON-like lists and dicts) with every secret replaced by ***."""
+    ordered = sorted(set(secrets), key=len, reverse=True)
+
+    def hide(v: Any) -> Any:
+        if isinstance(v, str):
+            for secret in ordered:
+                v = v.replace(secret, HIDDEN)
+            return v
+        if isinstance(v, dict):
+            return {k: hide(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return type(v)(hide(x) for x in v)
+        return v
+
+    return hide(value)  # type: ignore[no-any-return]
 
 
 def friendly_errors(fn: F) -> F:

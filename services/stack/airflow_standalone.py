@@ -118,4 +118,7 @@ class AirflowService(NativeService):
         status = super().status()
         if status.state == "down":
             return dataclasses.replace(status, detail="opt-in: make airflow")
-        return dataclasses.replace(status, detail=f"login {ADMIN_USER} / {self.password()}")
+        # The password stays in its file: status is printed and scripted.
+        return dataclasses.replace(
+            status, detail=f"login {ADMIN_USER}, password in {self.password_file}"
+        )

@@ -89,8 +89,16 @@ def test_up_prints_the_url_and_login_and_joins_stack_status(airflow_env: dict[st
     airflow = {s["name"]: s for s in status["services"]}["airflow"]
     assert airflow["state"] == "up" and airflow["pid"]
     assert airflow["endpoint"] in airflow_env["up_stdout"]
-    password = airflow["detail"].removeprefix("login admin / ")
-    assert f"admin / {password}" in airflow_env["up_stdout"]
+    # The password stays in its file unless asked for, on the terminal and in --json.
+    settings = Settings(state_dir=Path(airflow_env["PINPIPE_STATE_DIR"]))
+    service = AirflowService(settings)
+    password = service.password()
+    assert airflow["detail"] == f"login admin, password in {service.password_file}"
+    assert password not in airflow_env["up_stdout"]
+    assert str(service.password_file) in airflow_env["up_stdout"].replace("\n", "")
+    shown = json.loads(cli("stack", "status", "--json", "--show-secrets", env=airflow_env).stdout)
+    detail = {s["name"]: s for s in shown["services"]}["airflow"]["detail"]
+    assert detail == f"login admin / {password}"
     assert f"{airflow_env['PINPIPE_USER_ID']}_dag" in airflow_env["up_stdout"]
 
 
