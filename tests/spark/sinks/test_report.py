@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spark.sinks.report import CHARTS, write_report
+from spark.sinks.report import CHARTS, HOPS_FILE, PLOTLY_JS, hop_counts, write_report
 
 pytestmark = pytest.mark.unit
 
 ARTIFACTS = Path(
-    os.environ.get("PINPIPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "artifacts")
+    os.environ.get("PINPIPE_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")
 )
 
 
@@ -65,34 +66,77 @@ def _answers() -> dict[str, pd.DataFrame]:
 
 
 def _quality() -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "table": "pin",
-                "column": "title",
-                "rule": "sentinel",
-                "value": "No Title Data Available",
-                "count": 3,
-            }
-        ]
-    )
+    rows = [
+        ("pin", None, "rows", None, 6),
+        ("pin", "title", "sentinel", "No Title Data Available", 3),
+        ("pin", "follower_count", "unparseable", None, 1),
+        ("pin", "ind", "duplicate", None, 2),
+        ("user", "first_name", "blank", " ", 0),
+        ("geo", "ind", "quarantined", "ind is not an integer", 1),
+    ]
+    return pd.DataFrame(rows, columns=["table", "column", "rule", "value", "count"])
 
 
-def test_report_is_self_contained(tmp_path: Path) -> None:
-    path = write_report(tmp_path / "r.html", _answers(), _quality(), {"user id": "x"})
+META = {
+    "user id": "x",
+    "rows read": {"pin": 6, "geo": 7, "user": 6},
+    "rows clean": {"pin": 4, "geo": 4, "user": 4},
+    "rows quarantined": {"geo": {"malformed JSON record": 1, "ind is not an integer": 1}},
+}
+HOPS = {
+    "acknowledged": {"u.pin": 6, "u.geo": 6, "u.user": 6},
+    "in_topic": {"u.pin": 6, "u.geo": 6, "u.user": 6},
+    "s3_records": {"u.pin": 6, "u.geo": 6, "u.user": 6},
+}
+
+
+def test_hops_run_from_the_emulator_to_delta() -> None:
+    counts = hop_counts(META, HOPS)
+    geo = counts[counts["table"] == "geo"].set_index("hop")["records"].to_dict()
+    assert geo == {
+        "posted (last emulator run)": 6,
+        "in the Kafka topic": 6,
+        "in S3 (sink objects)": 6,
+        "read by Spark": 7,
+        "clean rows in Delta": 4,
+        "quarantined": 2,
+    }
+    assert list(hop_counts(META, None)["hop"].unique()) == [
+        "read by Spark",
+        "clean rows in Delta",
+        "quarantined",
+    ]
+
+
+def test_report_opens_offline_and_loads_plotly_once(tmp_path: Path) -> None:
+    path = write_report(tmp_path / "r.html", _answers(), _quality(), META, HOPS)
     text = path.read_text()
-    assert not re.search(r"<script[^>]+src=", text), "no external scripts"
+    # One shared plotly.js, beside the report; nothing else is loaded, nothing from a network.
+    assert re.findall(r"<script[^>]+src=\"([^\"]+)\"", text) == [PLOTLY_JS]
+    assert (tmp_path / PLOTLY_JS).stat().st_size > 1_000_000
+    assert "cdn" not in text.lower().replace("plotlygeoassets", "")
     assert not re.search(r"<link[^>]+href=", text), "no external styles"
+    assert len(text.encode()) < 400_000, "the report itself stays small"
     for name in CHARTS:
         assert f"chart-{name}" in text
-    assert "No Title Data Available" in text
+    assert "chart-hops" in text and "chart-quality" in text
+    assert "No Title Data Available" in text and "malformed JSON record" in text
+    # A second report in the same folder shares the file.
+    write_report(tmp_path / "again.html", _answers(), _quality(), META, HOPS)
+    assert sorted(p.name for p in tmp_path.glob("*.js")) == [PLOTLY_JS]
+
+
+def test_hop_counts_left_by_the_emulator_are_picked_up(tmp_path: Path) -> None:
+    (tmp_path / HOPS_FILE).write_text(json.dumps(HOPS))
+    text = write_report(tmp_path / "r.html", _answers(), _quality(), META).read_text()
+    assert "in the Kafka topic" in text and "pinpipe emulate batch --hops" not in text
 
 
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="chromium is not installed (make setup installs it)"
 )
 def test_report_charts_render_in_headless_chromium(tmp_path: Path) -> None:
-    path = write_report(tmp_path / "report.html", _answers(), _quality(), {"user id": "x"})
+    path = write_report(tmp_path / "report.html", _answers(), _quality(), META, HOPS)
     flags = [
         "chromium",
         "--headless",
@@ -114,13 +158,17 @@ def test_report_charts_render_in_headless_chromium(tmp_path: Path) -> None:
         check=True,
     ).stdout
     # Plotly draws each chart as SVG inside its div only when its script ran in the page.
-    for name in CHARTS:
+    for name in [*CHARTS, "hops", "quality"]:
         block = dom.split(f'id="chart-{name}"', 1)[1][:20000]
         assert "main-svg" in block, f"chart {name} did not render"
+    # The maps drew their countries: the outlines were found without a network.
+    for name in ("q1_popular_category_by_country", "q3_top_user_per_country"):
+        block = dom.split(f'id="chart-{name}"', 1)[1].split('id="chart-', 1)[0]
+        assert block.count('class="choroplethlocation"') == 2, f"map {name}: not Chad and Peru"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "batch-report.png"
     subprocess.run(
-        [*flags, f"--screenshot={shot}", "--window-size=1200,4000", path.as_uri()],
+        [*flags, f"--screenshot={shot}", "--window-size=1200,5200", path.as_uri()],
         capture_output=True,
         timeout=120,
         check=True,
