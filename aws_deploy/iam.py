@@ -66,7 +66,7 @@ def kinesis_role_policy(ctx: DeployContext) -> dict[str, Any]:
 def ec2_role_policy(ctx: DeployContext, cluster_arn: str) -> dict[str, Any]:
     """Connect to the cluster, use this user's topics and groups, write the user bucket."""
     prefix, _, cluster_path = cluster_arn.partition(":cluster/")
-    topics = f"{prefix}:topic/{cluster_path}/{ctx.settings.topics_regex}"
+    topics = f"{prefix}:topic/{cluster_path}/{ctx.settings.topics_glob}"
     groups = f"{prefix}:group/{cluster_path}/*"
     bucket = f"arn:aws:s3:::{ctx.bucket}"
     return _policy(

@@ -22,6 +22,8 @@ S3_SINK_CONNECTOR_PROPERTIES = CONFIG_DIR / "s3-sink-connector.properties"
 API_GATEWAY_OPENAPI = CONFIG_DIR / "api-gateway.openapi.json"
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+_ESCAPED = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 
 def template_values(settings: Settings) -> dict[str, str]:
@@ -67,8 +69,21 @@ def parse_properties(text: str, source: Path) -> dict[str, str]:
         match = re.match(r"([^=:\s]+)\s*[=:]\s*(.*)$", line)
         if not match:
             raise ConfigError(f"{source}:{lineno}: expected key=value, got {line!r}")
-        props[match.group(1)] = match.group(2).strip()
+        props[unescape(match.group(1))] = unescape(match.group(2).strip())
     return props
+
+
+def unescape(text: str) -> str:
+    """A properties value as Java's ``Properties.load`` reads it: ``\\.`` is ``.``, ``\\\\``
+    one backslash, ``\\t`` a tab, ``\\u00e9`` é (so a regex dot is written ``\\\\.``)."""
+
+    def sub(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if len(code) == 5:
+            return chr(int(code[1:], 16))
+        return _ESCAPED.get(code, code)
+
+    return _ESCAPE.sub(sub, text)
 
 
 def load_properties(

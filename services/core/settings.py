@@ -294,6 +294,12 @@ class Settings(BaseSettings):
 
     @property
     def topics_regex(self) -> str:
+        """The connector's ``topics.regex``: ``<uid>\\..*`` (user ``abc`` does not read ``abcd.pin``)."""
+        return rf"{self.user_id}\..*"
+
+    @property
+    def topics_glob(self) -> str:
+        """The topics as an IAM resource wildcard: ``<uid>.*`` (there ``.`` is a plain dot)."""
         return f"{self.user_id}.*"
 
     @property

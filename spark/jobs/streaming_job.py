@@ -285,7 +285,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", help="this query's checkpoint, exactly (overrides root)")
     parser.add_argument("--warehouse", help="where the Delta tables live (folder, s3://, volume)")
     parser.add_argument("--writer", choices=["delta-rs", "spark-delta"])
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON line per micro-batch and the summary as the last line",
+    )
     return parser.parse_args(argv)
 
 
@@ -317,14 +321,20 @@ def main(
         duration=args.duration,
         checkpoint=args.checkpoint or "",
     )
-    if on_batch is None and not args.json:
-        on_batch = print_batch
+    if on_batch is None:
+        on_batch = print_batch_json if args.json else print_batch
     result = run(get_spark(settings, "pinpipe-stream"), settings, opts, on_batch)
     if args.json:
         sys.stdout.write(json.dumps(result.summary()) + "\n")
     else:
         print_result(result)
     return result
+
+
+def print_batch_json(outcome: BatchOutcome) -> None:
+    """One JSON line per micro-batch, ``{"batch": ...}``; the run's summary is the last line."""
+    sys.stdout.write(json.dumps({"batch": asdict(outcome)}) + "\n")
+    sys.stdout.flush()
 
 
 def print_batch(outcome: BatchOutcome) -> None:

@@ -7,11 +7,11 @@ reached ``batch_id`` is skipped, so a replayed batch changes nothing it already 
 completes what it didn't. ``app_id`` is the streaming query's id, which lives in the
 checkpoint: a new checkpoint starts batch ids at 0 again under a new id.
 
-The cleaned tables are MERGEd on ``ind`` (update when matched, insert otherwise) rather
-than appended: the emulator samples with replacement, so the same post arrives again in
-later batches, and each table keeps one row per ``ind`` like the batch path's tables.
-Cleaning already keeps one row per ``ind`` within a batch; across batches the latest
-arrival wins, which for the same source row changes nothing. The quarantine is appended:
+The cleaned tables are MERGEd on ``ind`` (insert when not matched, nothing otherwise)
+rather than appended: the emulator samples with replacement, so the same post arrives
+again in later batches, and each table keeps one row per ``ind`` like the batch path's
+tables. Cleaning keeps the first arrival per ``ind`` within a batch, and the insert-only
+merge keeps the first across batches: the batch path's rule (first by source position). The quarantine is appended:
 ``table, reason, stream, shardId, sequenceNumber, partitionKey,
 approximateArrivalTimestamp, data`` (the record's bytes), ``payload`` (its decoded text,
 when it decoded) and ``batch_id``.
@@ -103,7 +103,6 @@ class DeltaRsWriter:
                     target_alias="t",
                     commit_properties=commit,
                 )
-                .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()
             )
@@ -159,7 +158,6 @@ class SparkDeltaWriter:
                             DeltaTable.forPath(spark, uri)
                             .alias("t")
                             .merge(rows.alias("s"), f"t.{key} = s.{key}")
-                            .whenMatchedUpdateAll()
                             .whenNotMatchedInsertAll()
                             .execute()
                         )

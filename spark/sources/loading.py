@@ -1,8 +1,10 @@
 """Load the S3 sink's layout into raw DataFrames, with explicit schemas, never inferred.
 
 Both readers give the same columns: the raw fields of the table (all strings), the
-object the record came from (``_source``) and ``_corrupt_record`` (the line, when it was
-not a JSON object of the expected shape).
+object the record came from (``_source``), where in the topic it stood (``_position``: the
+object key, whose zero-padded start offset sorts as the log does, and the line within the
+object) and ``_corrupt_record`` (the line, when it was not a JSON object of the expected
+shape).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from services.core.settings import Settings
 from services.core.sink_keys import SinkKeys
 from spark.session import use_s3a
 from spark.sources.sink_objects import S3LinesDataSource
+from spark.transformations.cleaning import POSITION
 from spark.transformations.schemas import RAW_SCHEMAS
 
 SOURCE = "_source"
@@ -35,28 +38,37 @@ def topic_prefix(settings: Settings, table: str) -> str:
 
 
 def parse_lines(lines: DataFrame, table: str) -> DataFrame:
-    """JSON lines of one table's topic to its raw columns (plus ``_source``, ``_corrupt_record``)."""
+    """JSON lines (``key``, ``line``, ``value``) of one table's topic to its raw columns, plus
+    ``_source``, ``_position`` and ``_corrupt_record``."""
     schema = with_corrupt_column(RAW_SCHEMAS[table])
     parsed = F.from_json(
         "value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     )
-    return lines.select(parsed.alias("r"), F.col("key").alias(SOURCE)).select("r.*", SOURCE)
+    return lines.select(
+        parsed.alias("r"),
+        F.col("key").alias(SOURCE),
+        F.struct(F.col("key"), F.col("line")).alias(POSITION),
+    ).select("r.*", SOURCE, POSITION)
 
 
 def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    """Spark's own reader (s3a on compose and Databricks): each object whole, split into its
+    numbered lines, so that records keep their place in the topic."""
     root = settings.source_root.rstrip("/")
     use_s3a(spark, settings, root)
     path = f"{root}/{topic_prefix(settings, table)}"
-    return (
-        spark.read.schema(with_corrupt_column(RAW_SCHEMAS[table]))
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT)
+    objects = (
+        spark.read.option("wholetext", "true")
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", "*.json")
-        .json(path)
+        .text(path)
         # The object's key, as the boto3 reader gives it: the path under the root.
-        .withColumn(SOURCE, F.regexp_replace(F.input_file_name(), f"^{re.escape(root)}/", ""))
+        .select(
+            F.regexp_replace(F.input_file_name(), f"^{re.escape(root)}/", "").alias("key"),
+            F.posexplode(F.split("value", "\n")).alias("line", "value"),
+        )
     )
+    return parse_lines(objects.filter(F.col("value").rlike(r"\S")), table)
 
 
 def load_raw_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:

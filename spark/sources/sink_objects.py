@@ -8,8 +8,7 @@ one object per record, so per-object latency, not bytes, decides the speed.
 
 Each row is one line of one object: the topic, the Kafka partition and offset (from the
 Confluent key, parsed by ``SinkKeys`` with the layout the ``keys`` option gives, plus the
-line number), the key
-and the raw line. Parsing the JSON is left to Spark (``from_json`` with an explicit schema).
+line number), the key, the line's number in its object and the raw line. Parsing the JSON is left to Spark (``from_json`` with an explicit schema).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ LINES_SCHEMA = StructType(
         StructField("partition", IntegerType()),
         StructField("offset", LongType()),
         StructField("key", StringType()),
+        StructField("line", IntegerType()),
         StructField("value", StringType()),
     ]
 )
@@ -122,9 +122,10 @@ class S3LinesReader(DataSourceReader):
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for key, body in pool.map(fetch, partition.keys):
                 topic, part, start = keys.parse(key) or (None, None, None)
-                for i, line in enumerate(body.decode("utf-8", errors="replace").splitlines()):
+                # Split on "\n" only, as Spark's wholetext reader is split: line numbers agree.
+                for i, line in enumerate(body.decode("utf-8", errors="replace").split("\n")):
                     if line.strip():
-                        yield (topic, part, None if start is None else start + i, key, line)
+                        yield (topic, part, None if start is None else start + i, key, i, line)
 
 
 class S3LinesDataSource(DataSource):

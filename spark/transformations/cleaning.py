@@ -7,7 +7,8 @@ of quarantined rows and the quality report all read the same rules, so they can'
 Nothing here triggers an action. The streaming job calls the cleaners inside
 ``foreachBatch``, where each micro-batch is a static DataFrame, so the one window
 (``dedupe_by_ind``) is allowed there too; duplicates across micro-batches are the sink's
-job (a merge on ``ind``).
+job (an insert-only merge on ``ind``). One rule holds on both paths: per ``ind``, the first
+record by source position wins.
 """
 
 from __future__ import annotations
@@ -53,9 +54,14 @@ TIMESTAMP_FORMATS: Final = ("yyyy-MM-dd HH:mm:ss[.SSSSSS]", "yyyy-MM-dd'T'HH:mm:
 _WIRE_DECIMAL: Final = DecimalType(38, 9)
 _MULTIPLIER: Final = DecimalType(10, 0)
 _LONG: Final = LongType()
-_FOLLOWER_PATTERN: Final = rf"^(\d+(?:\.\d+)?)({'|'.join(map(re.escape, c.FOLLOWER_SUFFIXES))})?$"
+# Suffixes in either case: "1.5K" and "2m" are as unambiguous as "1.5k" and "2M".
+_FOLLOWER_PATTERN: Final = (
+    rf"^(\d+(?:\.\d+)?)((?i:{'|'.join(map(re.escape, c.FOLLOWER_SUFFIXES))}))?$"
+)
 _SAVE_LOCATION_PREFIX_PATTERN: Final = f"^{re.escape(c.SAVE_LOCATION_PREFIX)}"
 _ROW_NUMBER: Final = "_row_number"
+# Where a raw record stood in its source; optional (see dedupe_by_ind).
+POSITION: Final = "_position"
 
 
 # ---- building blocks ----------------------------------------------------------------------
@@ -85,12 +91,13 @@ def parse_double(col: Column) -> Column:
 def parse_follower_count(col: Column) -> Column:
     """Follower text to a long: "874", "51k", "1.5k" (1500), "2M", "1B"; anything else: null.
 
-    Suffixes are case-sensitive, as the contract writes them; a product that keeps a
-    fraction ("1.2345k") is rounded half up.
+    Suffixes count in either case ("1.5K", "2m", "1b"): the contract writes them ``k``,
+    ``M``, ``B``, and no other reading of an upper ``K`` or a lower ``m`` exists for a count.
+    A product that keeps a fraction ("1.2345k") is rounded half up.
     """
     text = F.trim(col)
     number = F.regexp_extract(text, _FOLLOWER_PATTERN, 1).try_cast(_WIRE_DECIMAL)
-    suffix = F.regexp_extract(text, _FOLLOWER_PATTERN, 2)
+    suffix = F.lower(F.regexp_extract(text, _FOLLOWER_PATTERN, 2))
     multiplier = F.try_element_at(_follower_multipliers(), suffix)
     return F.round(F.try_multiply(number, multiplier), 0).try_cast(_LONG)
 
@@ -102,23 +109,34 @@ def parse_timestamp(col: Column) -> Column:
 
 
 def dedupe_by_ind(df: DataFrame) -> DataFrame:
-    """Keep one row per ``ind``: the first by the other columns ascending, nulls last.
+    """Keep one row per ``ind``: the first to arrive, by ``_position`` where the input has it.
 
-    Ordering by every column makes the choice independent of partitioning and arrival
-    order; for pin it keeps the smallest ``unique_id``.
+    ``_position`` orders records as their source delivered them: batch, the object key
+    (zero-padded Kafka start offset) and the line within it; streaming, the Kinesis arrival
+    time and sequence number. The streaming sink's insert-only MERGE keeps the first arrival
+    across micro-batches, so both paths keep the same row for conflicting duplicates. Ties,
+    and inputs without a position, fall back to the other columns ascending (nulls last),
+    which keeps the choice independent of partitioning.
     """
-    others = [F.col(name).asc_nulls_last() for name in df.columns if name != IND]
-    first = Window.partitionBy(IND).orderBy(*others)
+    order = [F.col(POSITION).asc_nulls_last()] if POSITION in df.columns else []
+    order += [F.col(name).asc_nulls_last() for name in df.columns if name not in (IND, POSITION)]
+    first = Window.partitionBy(IND).orderBy(*order)
+    kept = [name for name in df.columns if name != POSITION]
     return (
         df.withColumn(_ROW_NUMBER, F.row_number().over(first))
         .filter(F.col(_ROW_NUMBER) == 1)
-        .select(*df.columns)
+        .select(*kept)
     )
+
+
+def _with_position(df: DataFrame, columns: Iterable[str]) -> DataFrame:
+    """The contract's columns, in order, and ``_position`` when the input carries it."""
+    return df.select(*columns, *([POSITION] if POSITION in df.columns else []))
 
 
 def _follower_multipliers() -> Column:
     """Map of suffix to multiplier; no suffix multiplies by one."""
-    factors = {"": 1, **c.FOLLOWER_SUFFIXES}
+    factors = {"": 1, **{suffix.lower(): n for suffix, n in c.FOLLOWER_SUFFIXES.items()}}
     return F.create_map(
         *(
             part
@@ -215,7 +233,7 @@ def clean_pin(df: DataFrame) -> DataFrame:
             "save_location", F.regexp_replace("save_location", _SAVE_LOCATION_PREFIX_PATTERN, "")
         )
         .withColumnRenamed(PIN_KEY, IND)
-        .select(*c.PIN_CLEAN_COLUMNS)
+        .transform(partial(_with_position, columns=c.PIN_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
     )
 
@@ -228,7 +246,7 @@ def clean_geo(df: DataFrame) -> DataFrame:
     return (
         df.transform(_standardise("geo"))
         .withColumn("coordinates", coordinates)
-        .select(*c.GEO_CLEAN_COLUMNS)
+        .transform(partial(_with_position, columns=c.GEO_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
     )
 
@@ -243,7 +261,7 @@ def clean_user(df: DataFrame) -> DataFrame:
     return (
         df.transform(_standardise("user"))
         .withColumn("user_name", user_name)
-        .select(*c.USER_CLEAN_COLUMNS)
+        .transform(partial(_with_position, columns=c.USER_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
     )
 

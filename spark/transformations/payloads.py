@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark.sources.loading import CORRUPT, with_corrupt_column
-from spark.transformations.cleaning import REASON, Table, split_quarantine
+from spark.transformations.cleaning import POSITION, REASON, Table, split_quarantine
 from spark.transformations.schemas import RAW_SCHEMAS
 
 PAYLOAD: Final = "payload"
@@ -72,8 +72,17 @@ def parse_records(records: DataFrame, table: Table) -> DataFrame:
     )
 
 
+def arrival_position() -> Column:
+    """Where a Kinesis record stands in its stream: arrival time, then sequence number (a
+    decimal of up to 128 digits, zero-padded so that it sorts as a number)."""
+    return F.struct(
+        F.col("approximateArrivalTimestamp"), F.lpad(F.col("sequenceNumber"), 128, "0")
+    ).alias(POSITION)
+
+
 def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
-    """Raw rows ready for cleaning, and the records quarantined with their ``reason``.
+    """Raw rows ready for cleaning (with their ``_position``), and the records quarantined
+    with their ``reason``.
 
     The quarantined keep every Kinesis column plus ``payload``; a record fails when it can't
     be decoded or parsed, or when its key is missing or not an integer (cleaning's rule).
@@ -81,6 +90,6 @@ def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFra
     kept, quarantined = split_quarantine(parse_records(records, table), table)
     why = F.coalesce(F.col(DECODE_REASON), F.col(REASON)).alias(REASON)
     return (
-        kept.select(*RAW_SCHEMAS[table].fieldNames()),
+        kept.select(*RAW_SCHEMAS[table].fieldNames(), arrival_position()),
         quarantined.select(*records.columns, PAYLOAD, why),
     )

@@ -126,7 +126,7 @@ def test_the_configuration_sent_is_the_local_file_but_for_documented_keys() -> N
     differing = {k for k in set(local) | set(sent) if local.get(k) != sent.get(k)}
     assert differing <= set(CLUSTER_SPECIFIC_KEYS)
     assert "store.url" not in sent and "name" not in sent
-    assert sent["topics.regex"] == f"{UID}.*" and sent["connector.class"].endswith(
+    assert sent["topics.regex"] == rf"{UID}\..*" and sent["connector.class"].endswith(
         "S3SinkConnector"
     )
 

@@ -62,7 +62,7 @@ def test_the_rendered_rest_proxy_file_is_complete_properties(tmp_path: Path) -> 
 def test_the_connector_config_is_the_shared_file_for_this_user() -> None:
     config = connector_config(COMPOSE, {})
     assert config["name"] == "c0mp0se-connector"
-    assert config["topics.regex"] == "c0mp0se.*"
+    assert config["topics.regex"] == r"c0mp0se\..*"
     assert config["s3.bucket.name"] == "user-c0mp0se-bucket"
     assert config["store.url"] == "http://localstack:4566"
     assert all(isinstance(v, str) for v in config.values())  # Connect takes strings only

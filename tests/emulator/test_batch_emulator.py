@@ -133,5 +133,8 @@ def test_duration_bounds_an_unlimited_run(native_stack: Settings, fake_proxy) ->
     url, _ = fake_proxy
     opts = EmulationOptions(count=None, duration=1.0, rate=50, direct=True, seed=5)
     summary = run_batch(_settings(native_stack, url), opts)
-    assert 30 <= summary.events <= 60
+    # An unlimited run ended by itself. Pacing lets event k go no earlier than k / rate
+    # seconds in, so the deadline admits at most rate x duration + 1 events, however fast
+    # or slow the machine is (how close a run comes to that is for `make bench`).
+    assert 1 <= summary.events <= 50 * 1.0 + 1
     assert summary.acknowledged == summary.sent == 3 * summary.events

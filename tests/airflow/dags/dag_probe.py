@@ -45,12 +45,21 @@ reference()
 """
 
 
+LOADED: dict[str, list[str]] = {}
+
+
 def load(folder: Path) -> tuple[DagBag, float]:
-    """Parse a folder as the DAG processor does; the seconds its one file took."""
+    """Parse a folder as the DAG processor does; the seconds its one file took.
+
+    The modules the parse itself imported (beyond those Airflow's own imports of the file
+    brought in) are kept in ``LOADED`` under the folder, for the tests on parse cost.
+    """
     for path in folder.glob("*.py"):
         for module in iter_airflow_imports(str(path)):
             importlib.import_module(module)
+    before = set(sys.modules)
     bag = DagBag(str(folder), include_examples=False, load_op_links=False)
+    LOADED[str(folder)] = sorted(set(sys.modules) - before)
     return bag, sum(s.duration.total_seconds() for s in bag.dagbag_stats)
 
 
@@ -111,7 +120,11 @@ def inspect(config: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"airflow_first_parse_seconds": time.perf_counter() - started}
 
     committed, seconds = load(COMMITTED_DAGS)
-    result |= {"committed": describe(committed), "parse_seconds": seconds}
+    result |= {
+        "committed": describe(committed),
+        "parse_seconds": seconds,
+        "parse_imports": LOADED[str(COMMITTED_DAGS)],
+    }
 
     from pinpipe_tasks.dag_file import write_dag_file
 
@@ -126,7 +139,10 @@ def inspect(config: dict[str, Any]) -> dict[str, Any]:
     for variant, env in config["databricks_variants"].items():
         os.environ.update(env)
         bag, seconds = load(folder)
-        result[variant] = describe(bag) | {"parse_seconds": seconds}
+        result[variant] = describe(bag) | {
+            "parse_seconds": seconds,
+            "parse_imports": LOADED[str(folder)],
+        }
         if dag_id in bag.dags:
             result[variant]["run_batch"] = databricks_payload(bag, dag_id)
         for key in env:

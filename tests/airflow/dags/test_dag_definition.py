@@ -165,16 +165,25 @@ def test_misconfigured_mwaa_variant_is_an_import_error_that_says_what_to_set(
     assert "PINPIPE_DATABRICKS_BATCH_JOB_ID" in next(iter(errors.values()))
 
 
-def test_dag_file_parses_well_under_a_second(
-    parsed: dict[str, Any], capsys: pytest.CaptureFixture[str]
+HEAVY = ("pyspark", "deltalake", "pandas", "pyarrow", "numpy", "sqlalchemy", "confluent_kafka")
+
+
+def roots(modules: list[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_parsing_the_dag_file_imports_nothing_heavy(parsed: dict[str, Any]) -> None:
+    # The DAG processor parses the file every 30 s: a heavy import there is paid each time.
+    # What the parse costs in seconds is a number for a benchmark, not for a test.
+    local = parsed["parse_imports"]
+    assert "pinpipe_tasks.run_batch" in local  # the parse did import the project's tasks
+    assert not roots(local) & set(HEAVY), sorted(roots(local) & set(HEAVY))
+    assert not any(m.startswith("airflow.providers.databricks") for m in local)
+
+
+def test_only_the_databricks_variant_imports_the_databricks_provider(
+    parsed: dict[str, Any],
 ) -> None:
-    with capsys.disabled():
-        print(
-            f"\nDAG file parse: {parsed['parse_seconds'] * 1000:.0f} ms local variant, "
-            f"{parsed['submit_existing_cluster']['parse_seconds'] * 1000:.0f} ms databricks "
-            f"variant (provider imported cold); Airflow's own first TaskFlow parse in a fresh "
-            f"process: {parsed['airflow_first_parse_seconds']:.2f} s"
-        )
-    # Generous bounds: the numbers are ~0.01 s and ~0.4 s; a shared CI machine is noisy.
-    assert parsed["parse_seconds"] < 1.0
-    assert parsed["submit_existing_cluster"]["parse_seconds"] < 3.0
+    imported = parsed["submit_existing_cluster"]["parse_imports"]
+    assert any(m.startswith("airflow.providers.databricks") for m in imported)
+    assert not roots(imported) & {"pyspark", "deltalake"}

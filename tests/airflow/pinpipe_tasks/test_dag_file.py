@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 from pathlib import Path
 
 import pytest
 from pinpipe_tasks.dag_file import TEMPLATE, render_dag_file, write_dag_file
 
+from services.core.errors import ConfigError
 from services.core.settings import DEFAULT_USER_ID, Settings
 
 pytestmark = pytest.mark.unit
 
 
+def user_id_literal(source: str) -> object:
+    """The value the DAG source assigns to ``USER_ID`` at module level."""
+    (value,) = [
+        node.value.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["USER_ID"]
+        and isinstance(node.value, ast.Constant)
+    ]
+    return value
+
+
 def test_the_committed_file_is_the_default_users() -> None:
-    settings = Settings(user_id=DEFAULT_USER_ID)
-    assert TEMPLATE.name == settings.dag_file == "1a2b3c4d5e6f_dag.py"
-    assert render_dag_file(DEFAULT_USER_ID) == TEMPLATE.read_text()
+    assert TEMPLATE.name == Settings(user_id=DEFAULT_USER_ID).dag_file == "1a2b3c4d5e6f_dag.py"
+    assert user_id_literal(TEMPLATE.read_text()) == "1a2b3c4d5e6f"
+
+
+def test_a_rendered_file_assigns_its_own_user_id_and_compiles() -> None:
+    source = render_dag_file("tother0")
+    assert user_id_literal(source) == "tother0"
+    compile(source, "tother0_dag.py", "exec")
+
+
+def test_a_template_without_its_user_id_line_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Path, "read_text", lambda self: 'USER_ID = "someone_else"\n')
+    with pytest.raises(ConfigError, match="expected exactly one line"):
+        render_dag_file("tother3")
 
 
 def test_another_user_id_changes_only_the_user_id_line() -> None:

@@ -19,7 +19,8 @@ def test_every_name_derives_from_the_user_id() -> None:
         "geo": "0a1b2c3d4e5f.geo",
         "user": "0a1b2c3d4e5f.user",
     }
-    assert s.topics_regex == "0a1b2c3d4e5f.*"
+    assert s.topics_regex == r"0a1b2c3d4e5f\..*"
+    assert s.topics_glob == "0a1b2c3d4e5f.*"
     assert s.bucket == "user-0a1b2c3d4e5f-bucket"
     assert s.streams == {
         "pin": "streaming-0a1b2c3d4e5f-pin",

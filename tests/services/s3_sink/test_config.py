@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from services.core.config_files import (
     S3_SINK_CONNECTOR_PROPERTIES,
     load_properties,
+    parse_properties,
     template_values,
 )
 from services.core.errors import ConfigError
@@ -27,7 +29,7 @@ def test_the_shipped_file_holds_the_original_projects_keys_and_values() -> None:
         "name": "abc123def-connector",
         "connector.class": "io.confluent.connect.s3.S3SinkConnector",
         "tasks.max": "3",
-        "topics.regex": "abc123def.*",
+        "topics.regex": r"abc123def\..*",
         "s3.region": "eu-west-1",
         "s3.bucket.name": "user-abc123def-bucket",
         "store.url": "http://127.0.0.1:14566",
@@ -52,7 +54,7 @@ def test_on_aws_store_url_is_left_out() -> None:
 def test_the_shipped_file_validates_with_the_connector_defaults() -> None:
     config = load_connector_config(SETTINGS)
     assert config.group_id == "connect-abc123def-connector"
-    assert config.subscription == ["^(abc123def.*)$"]
+    assert config.subscription == [r"^(abc123def\..*)$"]
     assert config.matches("abc123def.pin") and not config.matches("xabc123def.pin")
     assert (config.flush_size, config.rotate_interval_ms, config.rotate_schedule_interval_ms) == (
         1,
@@ -133,3 +135,22 @@ def test_topics_list_replaces_the_regex() -> None:
 def test_the_command_line_reports_a_bad_configuration_and_exits_2() -> None:
     assert main(["--set", "format.class=x", "--flush-size", "10"]) == 2
     assert main(["--flush-size", "0"]) == 2
+
+
+def test_the_shipped_regex_reads_the_users_topics_and_no_other_users() -> None:
+    regex = load_properties(S3_SINK_CONNECTOR_PROPERTIES, template_values(SETTINGS))["topics.regex"]
+    for topic in ("abc123def.pin", "abc123def.geo", "abc123def.user"):
+        assert re.fullmatch(regex, topic), topic
+    for topic in ("abc123defg.pin", "abc123def_pin", "abc123def"):
+        assert not re.fullmatch(regex, topic), topic
+
+
+def test_properties_values_are_unescaped_as_java_reads_them() -> None:
+    text = "a=x\\\\.y\nb=x\\.y\nc=tab\\there\nd=caf\\u00e9\ne=C:\\\\dir"
+    assert parse_properties(text, Path("t.properties")) == {
+        "a": "x\\.y",
+        "b": "x.y",
+        "c": "tab\there",
+        "d": "café",
+        "e": "C:\\dir",
+    }

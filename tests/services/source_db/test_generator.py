@@ -8,8 +8,8 @@ from collections import Counter
 import pyarrow.compute as pc
 import pytest
 
-from services.core import contract as c
 from services.source_db.generator import DirtRates, SourceGenerator, format_follower_count
+from tests import contract_values as c
 
 pytestmark = pytest.mark.unit
 

@@ -11,11 +11,11 @@ import pytest
 from deltalake import DeltaTable
 
 from emulator.sampler import RowSampler
-from services.core import contract as c
 from services.core.settings import Settings
 from services.source_db.database import make_engine
 from spark.jobs.batch_job import MALFORMED, BatchResult, run
 from spark.session import get_spark
+from tests import contract_values as c
 from tests.conftest import INGESTED_EVENTS
 
 pytestmark = pytest.mark.e2e

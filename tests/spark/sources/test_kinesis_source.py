@@ -34,6 +34,7 @@ class Collector:
         self.rows: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.query: StreamingQuery | None = None
+        self.last_batch = -1
 
     def start(self, position: str = "trim_horizon") -> None:
         aws = self.settings.boto3_kwargs()
@@ -53,10 +54,16 @@ class Collector:
             .start()
         )
 
-    def _collect(self, df: DataFrame, _batch_id: int) -> None:
+    def _collect(self, df: DataFrame, batch_id: int) -> None:
         rows = [r.asDict() for r in df.collect()]
         with self.lock:
             self.rows += rows
+            self.last_batch = batch_id
+
+    def committed(self) -> bool:
+        """The last batch collected is in the checkpoint's commit log (progress follows it)."""
+        progress = self.query.lastProgress if self.query else None
+        return progress is not None and progress["batchId"] >= self.last_batch
 
     def stop(self) -> None:
         assert self.query is not None
@@ -68,6 +75,38 @@ class Collector:
 
     def wait_for(self, n: int, timeout: float = 90) -> None:
         wait_until(lambda: len(self.values()) >= n, timeout, f"{n} records from {self.stream}")
+
+
+MARKER = -1
+
+
+def put_markers(settings: Settings, stream: str) -> int:
+    """One marker record (``i`` = -1) into every open shard, after all that was put there.
+
+    Records of a shard are read in order, so once a reader holds every marker it has read
+    everything put before them, and a record read twice would be among what it holds.
+    """
+    client = kinesis(settings)
+    shards = client.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]
+    open_shards = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    for shard in open_shards:
+        client.put_record(
+            StreamName=stream,
+            Data=json.dumps({"i": MARKER}).encode(),
+            PartitionKey="marker",
+            ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
+        )
+    return len(open_shards)
+
+
+def read_to_markers(reader: Collector, settings: Settings) -> list[int]:
+    """Put the markers, read until all of them are in, and return the values before them."""
+    markers = put_markers(settings, reader.stream)
+    wait_until(lambda: reader.values().count(MARKER) >= markers, 90, "the markers")
+    wait_until(reader.committed, 60, "the markers' batch committed")
+    values = reader.values()
+    assert values.count(MARKER) == markers, values
+    return [v for v in values if v != MARKER]
 
 
 def put(settings: Settings, stream: str, values: range) -> None:
@@ -91,7 +130,7 @@ def test_columns_are_those_of_the_databricks_source_and_a_restart_resumes(
     put(native_stack, stream, range(5))
     reader = Collector(spark, native_stack, stream, tmp_path / "ck")
     reader.start()
-    reader.wait_for(5)
+    assert sorted(read_to_markers(reader, native_stack)) == list(range(5))
     reader.stop()
     first = reader.rows[0]
     assert list(first) == KINESIS_SCHEMA.fieldNames()
@@ -102,11 +141,9 @@ def test_columns_are_those_of_the_databricks_source_and_a_restart_resumes(
     put(native_stack, stream, range(5, 12))
     again = Collector(spark, native_stack, stream, tmp_path / "ck")
     again.start()
-    again.wait_for(7)
-    time.sleep(2)  # a trigger or two more: nothing must come twice
+    resumed = read_to_markers(again, native_stack)
     again.stop()
-    assert sorted(reader.values()) == list(range(5))
-    assert sorted(again.values()) == list(range(5, 12))
+    assert sorted(resumed) == list(range(5, 12))
 
 
 def test_latest_skips_what_the_stream_held_before(
@@ -119,10 +156,9 @@ def test_latest_skips_what_the_stream_held_before(
         lambda: reader.query is not None and reader.query.lastProgress is not None, 60, "a trigger"
     )
     put(native_stack, stream, range(4, 9))
-    reader.wait_for(5)
-    time.sleep(2)
+    values = read_to_markers(reader, native_stack)
     reader.stop()
-    assert sorted(reader.values()) == list(range(4, 9))
+    assert sorted(values) == list(range(4, 9))
 
 
 def split_in_two(settings: Settings, stream: str, shard: str) -> None:
@@ -152,10 +188,9 @@ def test_a_split_during_a_run_loses_and_repeats_nothing(
     reader.wait_for(20)
     split_in_two(native_stack, stream, "shardId-000000000000")
     put(native_stack, stream, range(20, 60))
-    reader.wait_for(60)
-    time.sleep(2)
+    values = read_to_markers(reader, native_stack)
     reader.stop()
-    assert sorted(reader.values()) == list(range(60))
+    assert sorted(values) == list(range(60))
     shards = {r["shardId"] for r in reader.rows}
     assert len(shards) == 3, shards  # the parent and both children were read
 
@@ -163,7 +198,6 @@ def test_a_split_during_a_run_loses_and_repeats_nothing(
     put(native_stack, stream, range(60, 80))
     again = Collector(spark, native_stack, stream, tmp_path / "ck")
     again.start()
-    again.wait_for(20)
-    time.sleep(2)
+    resumed = read_to_markers(again, native_stack)
     again.stop()
-    assert sorted(again.values()) == list(range(60, 80))
+    assert sorted(resumed) == list(range(60, 80))

@@ -13,12 +13,12 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from services.core import contract as c
 from services.core.settings import TABLES
 from spark.transformations import cleaning as cl
 from spark.transformations.schemas import CLEAN_SCHEMAS, RAW_SCHEMAS
+from tests import contract_values as c
 
 pytestmark = pytest.mark.unit
 
@@ -95,7 +95,10 @@ FOLLOWER_COUNTS = [
     ("1.2345k", 1_235),
     (c.USER_INFO_ERROR, None),
     ("garbage", None),
-    ("1.5K", None),
+    ("1.5K", 1_500),
+    ("2m", 2_000_000),
+    ("1b", 1_000_000_000),
+    ("2 M", None),
     ("k", None),
     ("-5", None),
     ("1,000", None),
@@ -348,6 +351,36 @@ def test_one_pin_row_per_ind(spark: SparkSession, arrival: str) -> None:
         (2, "b"),
         (3, "d"),
     ]
+
+
+@pytest.mark.parametrize("arrival", ["in order", "reversed"])
+def test_with_a_source_position_the_first_record_wins_whatever_its_values(
+    spark: SparkSession, arrival: str
+) -> None:
+    # Offset 9 sorts before offset 10 (zero-padded keys); in one object, line 0 before 1.
+    early, late = ("topics/t/t+0+0000000009.json", 1), ("topics/t/t+0+0000000010.json", 0)
+    if arrival == "reversed":
+        early, late = late, early
+    versions = [("z-sorts-last", early), ("a-sorts-first", late)]
+    schema = StructType(
+        [
+            *RAW_SCHEMAS["pin"].fields,
+            StructField(
+                "_position",
+                StructType([StructField("key", StringType()), StructField("line", IntegerType())]),
+            ),
+        ]
+    )
+    rows = [
+        (*({**PIN, "unique_id": uid}[n] for n in RAW_SCHEMAS["pin"].fieldNames()), position)
+        for uid, position in versions
+    ]
+    cleaned_pin = cl.clean_pin(spark.createDataFrame(rows, schema))
+    assert cleaned_pin.columns == list(c.PIN_CLEAN_COLUMNS)
+    first = min(versions, key=lambda v: v[1])[0]
+    assert [r.unique_id for r in cleaned_pin.collect()] == [first]
+    if arrival == "in order":
+        assert first == "z-sorts-last"  # position, not the values, decided
 
 
 def test_duplicates_in_either_datetime_form_collapse(spark: SparkSession) -> None:

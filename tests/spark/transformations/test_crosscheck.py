@@ -22,11 +22,11 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from services.core import contract as c
 from services.source_db.generator import SourceGenerator
 from spark.transformations.cleaning import CLEANERS
 from spark.transformations.queries import run_all
 from spark.transformations.schemas import RAW_SCHEMAS
+from tests import contract_values as c
 
 pytestmark = pytest.mark.unit
 
@@ -81,8 +81,8 @@ def sink_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 # ---- the reference: plain Python cleaning -------------------------------------------------
-FOLLOWERS = re.compile(r"(\d+(?:\.\d+)?)([kMB]?)")
-MULTIPLIERS = {"": 1, "k": 1_000, "M": 1_000_000, "B": 1_000_000_000}
+FOLLOWERS = re.compile(r"(\d+(?:\.\d+)?)([kmb]?)", re.IGNORECASE)
+MULTIPLIERS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 
 
 def text(value: Any, sentinels: tuple[str, ...] = ()) -> str | None:
@@ -103,7 +103,7 @@ def followers(value: Any) -> int | None:
     match = FOLLOWERS.fullmatch(str(value).strip()) if value is not None else None
     if match is None:
         return None
-    exact = Decimal(match[1]) * MULTIPLIERS[match[2]]
+    exact = Decimal(match[1]) * MULTIPLIERS[match[2].lower()]
     return int(exact.to_integral_value(rounding=ROUND_HALF_UP))
 
 
