@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from services.core.errors import PrerequisiteError
 from services.core.settings import Settings
+
+# `--verbose` on the command line sets it: the JVM's output back on the terminal.
+VERBOSE_ENV = "PINPIPE_VERBOSE"
+SPARK_LOG = "spark.log"
 
 DELTA_JAR = "io.delta.delta-spark_2.13-*.jar"
 HADOOP_AWS_JAR = "org.apache.hadoop.hadoop-aws-*.jar"
@@ -88,6 +93,9 @@ def require_jars(settings: Settings) -> None:
         )
 
 
+SESSION_TIME_ZONE = "spark.sql.session.timeZone"
+
+
 def get_spark(
     settings: Settings, app_name: str = "pinpipe", extra: Mapping[str, str] | None = None
 ) -> SparkSession:
@@ -97,13 +105,16 @@ def get_spark(
     """
     active = SparkSession.getActiveSession()
     if active is not None:
+        # UTC decides how naive datetimes parse and what year() says; a shared session
+        # (a Databricks cluster's) may have been left in another zone.
+        active.conf.set(SESSION_TIME_ZONE, "UTC")
         return active
     # Workers must run the same interpreter, which has the project installed.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
+        .config(SESSION_TIME_ZONE, "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -121,6 +132,41 @@ def get_spark(
         local_config = {**(jar_config(settings, jars) if jars else {}), **(extra or {})}
         for key, value in local_config.items():
             builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with jvm_output(settings):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def spark_log(settings: Settings) -> Path:
+    """Where a local session's JVM writes its log (Spark's WARNs, the JVM's own warnings)."""
+    return settings.logs_dir / SPARK_LOG
+
+
+@contextmanager
+def jvm_output(settings: Settings) -> Iterator[None]:
+    """Send the output of a JVM started inside the block to the log under the state dir.
+
+    Spark's JVM inherits the process's stdout and stderr, and its noise (loopback hostname,
+    native-hadoop, incubator modules, streaming batches falling behind) would mix with the
+    project's own output: the descriptors point at the log while it starts, and the JVM and
+    its Python workers keep them. ``PINPIPE_VERBOSE=1`` (``--verbose``) leaves them alone.
+    """
+    if os.environ.get(VERBOSE_ENV) == "1":
+        yield
+        return
+    log = spark_log(settings)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with log.open("ab") as target:
+        try:
+            os.dup2(target.fileno(), 1)
+            os.dup2(target.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)

@@ -122,6 +122,7 @@ def _print_hops(settings: Any, summary: Any, before: tuple[Any, Any], as_json: b
     with err_console.status("waiting for the S3 sink…"):
         bucket = hop_counts.wait_for_bucket(settings, expected)
         topics = hop_counts.topic_message_counts(settings)
+    write_hops(settings, summary, topics, bucket)
     rows = []
     for topic in settings.topics.values():
         rows.append(
@@ -149,6 +150,22 @@ def _print_hops(settings: Any, summary: Any, before: tuple[Any, Any], as_json: b
         mark = "[green]" if ok else "[red]"
         table.add_row(*(f"{mark}{r[c]:,}" if c != "topic" else r[c] for c in r))
     console.print(table)
+
+
+# Read by the batch report (spark/sinks/report.py, HOPS_FILE) from the reports folder.
+HOPS_FILE = "hops.json"
+
+
+def write_hops(settings: Any, summary: Any, topics: dict[str, int], bucket: Any) -> None:
+    """Leave this run's acknowledgements and the topics' and bucket's totals for the report."""
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    counts = {
+        "events": summary.events,
+        "acknowledged": summary.acknowledged_by_topic,
+        "in_topic": topics,
+        "s3_records": bucket.records,
+    }
+    (settings.reports_dir / HOPS_FILE).write_text(json.dumps(counts, indent=2) + "\n")
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
