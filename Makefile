@@ -15,6 +15,7 @@ AF_LOCK   := airflow/requirements-airflow-3.0.6-py311.lock.txt
 STATE     := .pinpipe
 JARS      := .jars
 DEMO_EVENTS ?= 1000
+VERBOSE   ?=
 PIN       := $(BIN)/pinpipe
 LOCALSTACK_PINS := 'localstack-core[runtime]==4.14.0' 'cbor2<6' 'pyopenssl<26' 'cryptography<47' service_identity
 
@@ -24,6 +25,14 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 setup: $(STATE)/.system-packages $(VENV)/.installed $(LS_VENV)/.installed $(AF_VENV)/.installed jars db_creds.yaml ## Install everything the project needs (idempotent)
+	@if [ -f $(SETUP_RAN) ]; then rm -f $(SETUP_RAN); echo "==> setup done"; \
+	else echo "==> setup: up to date ($(VENV), $(LS_VENV), $(AF_VENV), $(JARS); delete a folder's .installed to redo it)"; fi
+
+# Each install step runs through tools/setup_step.py (standard library only: no venv yet):
+# what it installs, how far it is (from its tool's log), how long it took, the log's tail on
+# failure. A step that ran leaves $(SETUP_RAN), so a run that had nothing to do says so.
+STEP      = $(PYTHON311) $(CURDIR)/tools/setup_step.py
+SETUP_RAN := $(STATE)/.setup-ran
 
 # Jars from Maven Central, each set listed in one pom and copied into one flat folder; a
 # folder is fetched again only when its pom changes (Maven's own cache is ~/.m2).
@@ -34,41 +43,38 @@ POM_spark := spark/jars/pom.xml
 $(JARS)/%/.installed:
 	@mkdir -p $(STATE)/logs
 	@command -v mvn >/dev/null || { echo "Maven is required to fetch the jars (mvn not found): install it (Debian: apt-get install maven)."; exit 1; }
-	@echo "==> $* jars ($(JARS)/$*) from Maven Central, as listed in $(POM_$*)"
 	@rm -rf $(JARS)/$* && mkdir -p $(JARS)/$*
-	@start=$$(date +%s); \
-	mvn -B -q -f $(POM_$*) dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/$* \
-	  >$(STATE)/logs/setup-jars-$*.log 2>&1 || { tail -n 30 $(STATE)/logs/setup-jars-$*.log; exit 1; }; \
-	echo "    $$(ls $(JARS)/$* | wc -l) jars, $$(du -sh $(JARS)/$* | cut -f1), $$(( $$(date +%s) - start )) s"
-	@touch $@
+	@$(STEP) --kind mvn --label "$* jars ($(JARS)/$*) from Maven Central, as listed in $(POM_$*)" \
+	  --log $(STATE)/logs/setup-jars-$*.log -- \
+	  mvn -B -f $(POM_$*) dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/$*
+	@echo "    $$(ls $(JARS)/$* | wc -l) jars, $$(du -sh $(JARS)/$* | cut -f1)"
+	@touch $@ $(SETUP_RAN)
 $(JARS)/kafka/.installed: $(POM_kafka)
 $(JARS)/spark/.installed: $(POM_spark)
 
 $(VENV)/.installed: pyproject.toml
 	@mkdir -p $(STATE)/logs
 	@command -v $(PYTHON311) >/dev/null || { echo "Python 3.11 is required (python3.11 not found)."; exit 1; }
-	@echo "==> project venv ($(VENV)) with Python 3.11"
 	@test -x $(BIN)/python || $(PYTHON311) -m venv $(VENV)
-	@$(BIN)/pip install -q -U pip >$(STATE)/logs/setup-pip.log 2>&1
-	@$(BIN)/pip install -q -e '.[dev]' >>$(STATE)/logs/setup-pip.log 2>&1 \
-	  || { tail -n 30 $(STATE)/logs/setup-pip.log; exit 1; }
-	@touch $@
+	@$(STEP) --kind pip --label "pip in the project venv ($(VENV), Python 3.11)" \
+	  --log $(STATE)/logs/setup-pip.log -- $(BIN)/pip install -U pip
+	@$(STEP) --kind pip --label "the project and its dev tools into $(VENV) (pyspark, delta-rs, moto, …: 1-3 min)" \
+	  --append --log $(STATE)/logs/setup-pip.log -- $(BIN)/pip install -e '.[dev]'
+	@touch $@ $(SETUP_RAN)
 
 $(LS_VENV)/.installed:
 	@mkdir -p $(STATE)/logs
 	@test -x "$(PYTHON313)" || command -v "$(PYTHON313)" >/dev/null \
 	  || { echo "LocalStack needs Python 3.13 and none was found: install it (e.g. pyenv install 3.13) or set PYTHON313=/path/to/python3.13."; exit 1; }
-	@echo "==> LocalStack venv ($(LS_VENV)) with Python 3.13"
 	@test -x $(LS_VENV)/bin/python || $(PYTHON313) -m venv $(LS_VENV)
-	@$(LS_VENV)/bin/pip install -q $(LOCALSTACK_PINS) >$(STATE)/logs/setup-localstack.log 2>&1 \
-	  || { tail -n 30 $(STATE)/logs/setup-localstack.log; exit 1; }
-	@echo "==> kinesis-mock (LocalStack's Kinesis engine, from npm)"
+	@$(STEP) --kind pip --label "LocalStack 4.14 into its venv ($(LS_VENV), Python 3.13)" \
+	  --log $(STATE)/logs/setup-localstack.log -- $(LS_VENV)/bin/pip install $(LOCALSTACK_PINS)
 	@mkdir -p $(LS_VENV)/filesystem
 	@cd $(LS_VENV)/filesystem && FILESYSTEM_ROOT=$(CURDIR)/$(LS_VENV)/filesystem OVERRIDE_IN_DOCKER=0 \
-	  LOCALSTACK_TELEMETRY=0 ../bin/python -m localstack.cli.lpm install kinesis-mock \
-	  >>$(CURDIR)/$(STATE)/logs/setup-localstack.log 2>&1 \
-	  || { tail -n 30 $(CURDIR)/$(STATE)/logs/setup-localstack.log; exit 1; }
-	@touch $@
+	  LOCALSTACK_TELEMETRY=0 $(STEP) --label "kinesis-mock (LocalStack's Kinesis engine, from npm)" \
+	  --append --log $(CURDIR)/$(STATE)/logs/setup-localstack.log -- \
+	  ../bin/python -m localstack.cli.lpm install kinesis-mock
+	@touch $@ $(SETUP_RAN)
 
 # Airflow's pins conflict with the project's, so it gets its own venv. The lock is complete
 # (`pip check` passes on it alone), hence --no-deps: no resolver run, exactly the locked set.
@@ -76,25 +82,28 @@ $(LS_VENV)/.installed:
 # dependencies (pydantic-settings, PyYAML, boto3, httpx) the lock already holds.
 $(AF_VENV)/.installed: $(AF_LOCK) pyproject.toml
 	@mkdir -p $(STATE)/logs
-	@echo "==> Airflow venv ($(AF_VENV)) with Python 3.11: Airflow 3.0.6 from $(AF_LOCK)"
 	@test -x $(AF_VENV)/bin/python || $(PYTHON311) -m venv $(AF_VENV)
-	@{ $(AF_VENV)/bin/pip install -U pip \
-	  && $(AF_VENV)/bin/pip install --no-deps -r $(AF_LOCK) \
-	  && $(AF_VENV)/bin/pip install --no-deps -e . ; } >$(STATE)/logs/setup-airflow.log 2>&1 \
-	  || { tail -n 30 $(STATE)/logs/setup-airflow.log; exit 1; }
-	@touch $@
+	@$(STEP) --kind pip --label "pip in the Airflow venv ($(AF_VENV), Python 3.11)" \
+	  --log $(STATE)/logs/setup-airflow.log -- $(AF_VENV)/bin/pip install -U pip
+	@$(STEP) --kind pip --label "Airflow 3.0.6 into $(AF_VENV), exactly $(AF_LOCK) ($$(grep -c '==' $(AF_LOCK)) packages)" \
+	  --append --log $(STATE)/logs/setup-airflow.log -- $(AF_VENV)/bin/pip install --no-deps -r $(AF_LOCK)
+	@$(STEP) --kind pip --label "pinpipe into $(AF_VENV) (its DAG's modules)" \
+	  --append --log $(STATE)/logs/setup-airflow.log -- $(AF_VENV)/bin/pip install --no-deps -e .
+	@touch $@ $(SETUP_RAN)
 
-# Debian packages the tests and the demo use: a real Kafka client (kcat) and a browser to
-# render the report. Skipped when present; needs root (apt-get) when not.
-SYSTEM_PACKAGES := chromium kcat
+# Debian packages the tests and the demo use: a real Kafka client (kcat), a browser to
+# render the report, and a JDK (javac) for the byte-exact Jackson comparison of the sink's
+# JSON. Each entry is command:package, skipped when the command is there; needs root
+# (apt-get) when not.
+SYSTEM_PACKAGES := chromium:chromium kcat:kcat javac:default-jdk-headless
 $(STATE)/.system-packages:
 	@mkdir -p $(STATE)/logs
-	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "==> Debian packages:$$missing"; \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
-	    >$(STATE)/logs/setup-apt.log 2>&1 || { tail -n 20 $(STATE)/logs/setup-apt.log; \
-	    echo "Installing$$missing failed: run as root, or install them yourself."; exit 1; }; \
+	  $(STEP) --kind apt --label "Debian packages:$$missing (apt-get)" --log $(STATE)/logs/setup-apt.log -- \
+	    bash -c "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing" \
+	    || { echo "Installing$$missing failed: run as root, or install them yourself."; exit 1; }; \
+	  touch $(SETUP_RAN); \
 	fi
 	@touch $@
 
@@ -106,17 +115,11 @@ demo: ## Run the pipeline and show its results: on compose if a Docker engine an
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory demo-compose; \
 	else $(MAKE) --no-print-directory demo-native; fi
 
+# `pinpipe demo` runs stack up, db seed, db profile, emulate batch --hops, batch run, stream
+# demo, airflow up and airflow trigger --wait, timing each; `make demo VERBOSE=1` shows Spark's logs.
 demo-native: setup ## The demo on the native stack (local processes)
 	@echo "==> runtime: native (local processes; see README for compose and AWS)"
-	@$(PIN) stack up
-	@$(PIN) db seed
-	@$(PIN) db profile
-	@$(PIN) emulate batch --count $(DEMO_EVENTS) --seed 1 --hops
-	@$(PIN) batch run
-	@$(PIN) stream demo --count 300 --rate 20
-	@$(PIN) airflow up
-	@$(PIN) airflow trigger --wait
-	@echo "==> batch report: $(CURDIR)/$(STATE)/reports/batch-report.html"
+	@$(PIN) $(if $(VERBOSE),--verbose) demo --events $(DEMO_EVENTS)
 
 # The same steps as demo-native, in the compose containers (README "Run with Docker").
 demo-compose: up ## The demo on docker compose (needs a Docker engine)
@@ -130,9 +133,9 @@ demo-compose: up ## The demo on docker compose (needs a Docker engine)
 	$(COMPOSE) exec -T airflow-scheduler airflow dags unpause "$$dag" >/dev/null && \
 	$(COMPOSE) exec -T airflow-scheduler airflow dags trigger "$$dag" && \
 	echo "==> $$dag triggered: http://127.0.0.1:$$(sed -n 's/^PINPIPE_AIRFLOW_PORT=//p' .env)/dags/$$dag (admin, AIRFLOW_ADMIN_PASSWORD in .env)"
-	@mkdir -p $(STATE)/reports
-	@$(COMPOSE) cp spark-worker:/var/lib/pinpipe/reports/batch-report.html $(STATE)/reports/compose-batch-report.html
-	@echo "==> batch report: $(CURDIR)/$(STATE)/reports/compose-batch-report.html"
+	@mkdir -p $(STATE)/reports/compose
+	@$(COMPOSE) cp spark-worker:/var/lib/pinpipe/reports/. $(STATE)/reports/compose
+	@echo "==> batch report: $(CURDIR)/$(STATE)/reports/compose/batch-report.html (with the plotly.js it loads)"
 
 test: setup ## Install what the tests need, check the architecture, run every test
 	@$(BIN)/lint-imports --no-cache
