@@ -69,7 +69,7 @@ class ApiGatewayService(NativeService):
         return had
 
     def status(self) -> ServiceStatus:
-        up = self._safe_healthy()
+        up, why = self._checked_health()
         ids = find_rest_apis(self._client(), self.settings.api_name) if up else []
-        detail = f"API {ids[0]}, stage {self.settings.api_stage}" if ids else ""
+        detail = f"API {ids[0]}, stage {self.settings.api_stage}" if ids else why
         return ServiceStatus(self.name, "up" if up else "down", self.endpoint(), None, True, detail)

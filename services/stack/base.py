@@ -7,7 +7,12 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal
 
 from services.core.settings import Settings
-from services.stack.process import ManagedProcess, require_free_port, wait_until
+from services.stack.process import (
+    ManagedProcess,
+    describe_exception,
+    require_free_port,
+    wait_until,
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class NativeService(ABC):
 
     def up(self) -> str:
         """Start if needed, wait until healthy, provision; return what was done."""
-        if self.proc.process() is not None and self.healthy():
+        if self.proc.process() is not None and self._checked_health()[0]:
             self.provision()
             return "already running"
         if self.proc.process() is not None:
@@ -81,13 +86,14 @@ class NativeService(ABC):
 
     def status(self) -> ServiceStatus:
         pid = self.proc.pid
-        up = pid is not None and self._safe_healthy()
+        up, detail = (False, "") if pid is None else self._checked_health()
         return ServiceStatus(
-            self.name, "up" if up else "down", self.endpoint(), pid if up else None, True
+            self.name, "up" if up else "down", self.endpoint(), pid if up else None, True, detail
         )
 
-    def _safe_healthy(self) -> bool:
+    def _checked_health(self) -> tuple[bool, str]:
+        """Whether the running service is healthy, and why not when its check raised."""
         try:
-            return self.healthy()
-        except Exception:
-            return False
+            return self.healthy(), ""
+        except Exception as exc:
+            return False, f"health check raised {describe_exception(exc)}"

@@ -158,6 +158,21 @@ def require_free_port(host: str, port: int, service: str, setting: str) -> None:
         )
 
 
+# A health check raising one of these has a bug, not a service that is still starting.
+CHECK_BUGS: tuple[type[Exception], ...] = (
+    TypeError,
+    AttributeError,
+    NameError,
+    ImportError,
+    SyntaxError,
+)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` of an exception, for one line of an error."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def wait_until(
     check: Callable[[], bool],
     *,
@@ -168,21 +183,32 @@ def wait_until(
 ) -> None:
     """Poll ``check`` until true; fail early if the process died, with its log tail.
 
-    Any exception from ``check`` means "not yet": a starting service refuses connections,
-    answers 503, or half-answers, in ways too many to list.
+    Most exceptions from ``check`` mean "not yet": a starting service refuses connections,
+    answers 503, or half-answers, in ways too many to list. The last one is named if the
+    wait times out. An exception that means a bug in the check (``CHECK_BUGS``) fails at
+    once, as itself.
     """
+    last: list[BaseException] = []
 
     def healthy_or_exited() -> bool:
         if proc is not None and proc.process() is None:
             raise ServiceStartError(service, "the process exited", proc.log_tail())
         try:
             return bool(check())
-        except Exception:
+        except CHECK_BUGS as exc:
+            raise ServiceStartError(
+                service,
+                f"its health check crashed: {describe_exception(exc)}",
+                proc.log_tail() if proc else "",
+            ) from exc
+        except Exception as exc:
+            last[:] = [exc]
             return False
 
     try:
         poll(healthy_or_exited, f"{service} to be healthy", timeout, every=interval)
     except WaitTimeout:
+        why = f"; the last health check raised {describe_exception(last[0])}" if last else ""
         raise ServiceStartError(
-            service, f"not healthy after {timeout:.0f}s", proc.log_tail() if proc else ""
-        ) from None
+            service, f"not healthy after {timeout:.0f}s{why}", proc.log_tail() if proc else ""
+        ) from (last[0] if last else None)

@@ -16,7 +16,7 @@ from services.source_db.database import make_engine
 from spark.jobs.batch_job import MALFORMED, BatchResult, run
 from spark.session import get_spark
 from tests import contract_values as c
-from tests.conftest import INGESTED_EVENTS
+from tests.conftest import INGESTED_EVENTS, unique_name
 
 pytestmark = pytest.mark.e2e
 
@@ -139,3 +139,122 @@ def table_rows(uri: str) -> list[tuple[Any, ...]]:
     """A Delta table's rows, in a fixed order, read with delta-rs whoever wrote it."""
     rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
     return sorted((tuple(r.items()) for r in rows), key=repr)
+
+
+# ---- a small input with answers worked out by hand ------------------------------------
+# (ind, category, follower_count, poster_name, country, posted, age, joined)
+HAND_POSTS = [
+    (1, "art", "1.5k", "Ann", "Aland", "2018-03-01 10:00:00", 20, "2015-05-01 08:00:00"),
+    (2, "art", "800", "Bob", "Aland", "2018-06-01 10:00:00", 30, "2016-01-01 08:00:00"),
+    (3, "beauty", "2M", "Cy", "Borea", "2019-01-01 10:00:00", 40, "2016-06-01 08:00:00"),
+    (
+        4,
+        "beauty",
+        "User Info Error",
+        "User Info Error",
+        "Borea",
+        "2019-02-02 10:00:00",
+        55,
+        "2017-01-01 08:00:00",
+    ),
+    (5, "travel", "50k", "Di", "Borea", "2023-01-01 10:00:00", 16, "2014-01-01 08:00:00"),
+]
+HAND_ANSWERS = {
+    "q1_popular_category_by_country": [("Aland", "art", 2), ("Borea", "beauty", 2)],
+    "q2_popular_category_by_year": [(2018, "art", 2), (2019, "beauty", 2)],
+    "q3_top_user_per_country": [("Aland", "Ann", 1500), ("Borea", "Cy", 2_000_000)],
+    "q3_country_with_top_user": [("Borea", 2_000_000)],
+    "q4_popular_category_by_age_group": [
+        ("18-24", "art", 1),
+        ("25-35", "art", 1),
+        ("36-50", "beauty", 1),
+        ("+50", "beauty", 1),
+    ],
+    # ind 4's follower count is a placeholder: +50 has no known count, so no median.
+    "q5_median_followers_by_age_group": [
+        ("18-24", 1500.0),
+        ("25-35", 800.0),
+        ("36-50", 2_000_000.0),
+    ],
+    "q6_users_joined_by_year": [(2015, 1), (2016, 2), (2017, 1)],
+    "q7_median_followers_by_join_year": [(2015, 1500.0), (2016, 1_000_400.0)],
+    "q8_median_followers_by_age_group_and_join_year": [
+        ("18-24", 2015, 1500.0),
+        ("25-35", 2016, 800.0),
+        ("36-50", 2016, 2_000_000.0),
+    ],
+}
+
+
+def hand_rows(post: tuple[Any, ...]) -> dict[str, dict[str, Any]]:
+    ind, category, followers, poster, country, posted, age, joined = post
+    return {
+        "pin": {
+            "index": ind,
+            "unique_id": f"00000000-0000-4000-8000-{ind:012d}",
+            "title": f"Post {ind}",
+            "description": "A post",
+            "poster_name": poster,
+            "follower_count": followers,
+            "tag_list": "a,b",
+            "is_image_or_video": "image",
+            "image_src": f"https://i.pinimg.com/originals/{ind}.jpg",
+            "downloaded": 1,
+            "save_location": f"Local save in /data/{category}",
+            "category": category,
+        },
+        "geo": {
+            "ind": ind,
+            "timestamp": posted,
+            "latitude": 1.5,
+            "longitude": 2.5,
+            "country": country,
+        },
+        "user": {
+            "ind": ind,
+            "first_name": "U",
+            "last_name": str(ind),
+            "age": age,
+            "date_joined": joined,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def hand_run(native_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> BatchResult:
+    out = tmp_path_factory.mktemp("hand")
+    settings = native_stack.model_copy(
+        update={"user_id": unique_name("h"), "warehouse_uri": str(out / "warehouse")}
+    )
+    s3 = boto3.client("s3", **settings.boto3_kwargs())
+    s3.create_bucket(Bucket=settings.bucket)
+    posted = [*HAND_POSTS, HAND_POSTS[0]]  # post 1 arrives twice
+    for offset, post in enumerate(posted):
+        for table, row in hand_rows(post).items():
+            topic = settings.topics[table]
+            s3.put_object(
+                Bucket=settings.bucket,
+                Key=f"topics/{topic}/partition=0/{topic}+0+{offset:010d}.json",
+                Body=json.dumps(row).encode(),
+            )
+    return run(get_spark(settings), settings, out / "report.html")
+
+
+@pytest.mark.parametrize("name", list(HAND_ANSWERS))
+def test_each_answer_is_the_hand_worked_one(hand_run: BatchResult, name: str) -> None:
+    answer = hand_run.answers[name]
+    assert [tuple(row) for row in answer.itertuples(index=False)] == HAND_ANSWERS[name]
+
+
+def test_the_small_input_cleans_to_one_row_per_post(hand_run: BatchResult) -> None:
+    assert hand_run.rows_read == {"pin": 6, "geo": 6, "user": 6}
+    assert hand_run.rows_clean == {"pin": 5, "geo": 5, "user": 5}
+    pins = DeltaTable(hand_run.tables["pin_clean"]).to_pyarrow_table().to_pylist()
+    followers = {r["ind"]: (r["follower_count"], r["poster_name"]) for r in pins}
+    assert followers == {
+        1: (1500, "Ann"),
+        2: (800, "Bob"),
+        3: (2_000_000, "Cy"),
+        4: (None, None),
+        5: (50_000, "Di"),
+    }
