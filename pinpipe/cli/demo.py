@@ -83,14 +83,20 @@ def warehouse_tables(settings: Settings) -> list[str]:
 
 
 def example_ind(settings: Settings) -> int | None:
-    """A post the batch job cleaned, to trace (None before it ran)."""
+    """A post to trace: one both jobs wrote, else one the batch job cleaned (None before)."""
     from pinpipe.trace import CLEAN_KEY, delta_table
 
-    table = delta_table(settings, settings.clean_tables["pin"])
-    if table is None:
+    found: list[set[int]] = []
+    for name in (settings.clean_tables["pin"], settings.delta_tables["pin"]):
+        table = delta_table(settings, name)
+        if table is not None:
+            found.append(
+                set(table.to_pyarrow_table(columns=[CLEAN_KEY]).column(CLEAN_KEY).to_pylist())
+            )
+    if not found or not found[0]:
         return None
-    inds = table.to_pyarrow_table(columns=[CLEAN_KEY]).column(CLEAN_KEY).to_pylist()
-    return min(inds) if inds else None
+    both = found[0] & found[-1]
+    return min(both or found[0])
 
 
 def print_summary(settings: Settings, ran: list[Ran], airflow: bool) -> None:
@@ -149,7 +155,11 @@ def demo(
     todo = steps(events, stream_events, airflow)
     console.print(
         f"[bold]pinpipe demo[/]: {len(todo)} steps on the native stack, user {settings.user_id}"
-        + ("" if os.environ.get("PINPIPE_VERBOSE") == "1" else " (Spark's logs in .pinpipe/logs)"),
+        + (
+            ""
+            if os.environ.get("PINPIPE_VERBOSE") == "1"
+            else f" (Spark's own log: {settings.logs_dir / 'spark.log'})"
+        ),
         highlight=False,
     )
     ran: list[Ran] = []

@@ -31,6 +31,8 @@ CHART_HEIGHT = 380
 HOPS_FILE = "hops.json"
 WORLD_TOPOJSON = Path(__file__).with_name("assets") / "world_110m.json"
 PLOTLY_JS = f"plotly-{plotly.__version__}.min.js"
+TABLE_ORDER = {"pin": 0, "geo": 1, "user": 2}
+ANSWER_ROWS = 20
 
 TITLES: Mapping[str, str] = {
     "q1_popular_category_by_country": "1. Most popular category per country",
@@ -147,7 +149,14 @@ def hop_counts(meta: Mapping[str, Any], hops: Mapping[str, Any] | None) -> pd.Da
 
 
 def _hops_chart(counts: pd.DataFrame) -> go.Figure:
-    fig = px.bar(counts, x="hop", y="records", color="table", barmode="group", text="records")
+    fig = px.bar(
+        counts.sort_values("table", key=lambda t: t.map(TABLE_ORDER), kind="stable"),
+        x="hop",
+        y="records",
+        color="table",
+        barmode="group",
+        text="records",
+    )
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(counts["hop"]))
     return fig
 
@@ -190,7 +199,7 @@ def quarantine_reasons(quality: pd.DataFrame, meta: Mapping[str, Any]) -> pd.Dat
     return pd.DataFrame(rows, columns=["table", "reason", "records"])
 
 
-def _table(df: pd.DataFrame, limit: int = 50) -> str:
+def _table(df: pd.DataFrame, limit: int = ANSWER_ROWS) -> str:
     more = f"<p class=note>{len(df) - limit} more rows in the table.</p>" if len(df) > limit else ""
     return df.head(limit).to_html(index=False, border=0, classes="answer", na_rep="null") + more
 
@@ -264,8 +273,9 @@ def write_report(
             "emulator's, the topics' and the bucket's counts.</p>"
         )
         wide = counts.pivot_table(
-            index="hop", columns="table", values="records", sort=False, fill_value=0
+            index="hop", columns="table", values="records", aggfunc="sum", sort=False, fill_value=0
         ).rename_axis(columns=None)
+        wide = wide[sorted(wide.columns, key=lambda t: TABLE_ORDER.get(t, len(TABLE_ORDER)))]
         sections.append(
             _section(
                 "hops",

@@ -130,6 +130,9 @@ def test_hop_counts_left_by_the_emulator_are_picked_up(tmp_path: Path) -> None:
     (tmp_path / HOPS_FILE).write_text(json.dumps(HOPS))
     text = write_report(tmp_path / "r.html", _answers(), _quality(), META).read_text()
     assert "in the Kafka topic" in text and "pinpipe emulate batch --hops" not in text
+    # One row per hop, whole numbers, the tables in the pipeline's order.
+    assert "<th>pin</th>\n      <th>geo</th>\n      <th>user</th>" in text
+    assert "<td>in the Kafka topic</td>\n      <td>6</td>" in text
 
 
 @pytest.mark.skipif(
