@@ -28,6 +28,12 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     """Environment of the test stack, exported for this process and the CLIs it runs."""
     state = tmp_path_factory.mktemp("pinpipe-state")
     base = load_db_credentials(Path(os.environ.get("PINPIPE_DB_CREDS_FILE", "db_creds.yaml")))
+    # A server that already listens is used as it is. Where none does, the session starts
+    # its own MariaDB, on a port of its own: another test session on the machine (a
+    # worktree's, a helper's) must neither use it nor see it stopped under its feet.
+    from services.stack.process import port_open
+
+    port = base.PORT if port_open(base.HOST, base.PORT) else free_port()
     creds = state / "db_creds.yaml"
     creds.write_text(
         yaml.safe_dump(
@@ -36,7 +42,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
                 "USER": f"pinpipe_{secrets.token_hex(3)}",
                 "PASSWORD": secrets.token_hex(8),
                 "DATABASE": f"pinterest_data_{secrets.token_hex(3)}",
-                "PORT": base.PORT,
+                "PORT": port,
             }
         )
     )

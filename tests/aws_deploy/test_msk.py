@@ -68,10 +68,9 @@ def queue_reads(stub: Any, existing: dict[str, int], version: str = "3.6.0") -> 
     )
 
 
-def test_apply_creates_three_topics_then_a_second_apply_changes_nothing(tmp_path: Path) -> None:
-    kafka, stub = stubbed("kafka")
-    queue_reads(stub, {})
-    for topic in TOPICS:
+def queue_creates(stub: Any, topics: list[str] | tuple[str, ...]) -> None:
+    """The create and describe calls apply makes for each topic it creates."""
+    for topic in topics:
         stub.add_response(
             "create_topic",
             {"TopicName": topic, "Status": "CREATING"},
@@ -87,6 +86,12 @@ def test_apply_creates_three_topics_then_a_second_apply_changes_nothing(tmp_path
             {"TopicName": topic, "Status": "ACTIVE"},
             {"ClusterArn": CLUSTER_ARN, "TopicName": topic},
         )
+
+
+def test_apply_creates_three_topics_then_a_second_apply_changes_nothing(tmp_path: Path) -> None:
+    kafka, stub = stubbed("kafka")
+    queue_reads(stub, {})
+    queue_creates(stub, TOPICS)
     first = deployment(tmp_path, base_target(), only=["msk"], clients={"kafka": kafka})
     changes = first.apply(quiet())
     stub.assert_no_pending_responses()
@@ -158,22 +163,7 @@ def test_a_cluster_without_iam_auth_is_a_clear_error(tmp_path: Path) -> None:
 def test_destroy_deletes_only_the_topics_apply_created(tmp_path: Path) -> None:
     kafka, stub = stubbed("kafka")
     queue_reads(stub, {TOPICS[0]: 1})  # the pin topic was there before
-    for topic in TOPICS[1:]:
-        stub.add_response(
-            "create_topic",
-            {"TopicName": topic, "Status": "CREATING"},
-            {
-                "ClusterArn": CLUSTER_ARN,
-                "TopicName": topic,
-                "PartitionCount": 1,
-                "ReplicationFactor": 3,
-            },
-        )
-        stub.add_response(
-            "describe_topic",
-            {"TopicName": topic, "Status": "ACTIVE"},
-            {"ClusterArn": CLUSTER_ARN, "TopicName": topic},
-        )
+    queue_creates(stub, TOPICS[1:])
     deployment(tmp_path, base_target(), only=["msk"], clients={"kafka": kafka}).apply(quiet())
 
     kafka, stub = stubbed("kafka")

@@ -38,6 +38,7 @@ from tests.compose.conftest import (
     load_compose,
     resolved_compose,
 )
+from tests.contract_values import original_connector
 
 pytestmark = pytest.mark.unit
 
@@ -268,25 +269,10 @@ def test_the_connector_registered_is_the_shared_properties_file_with_localstack_
     assert config["store.url"] == "http://localstack:4566"
     assert config["name"] == f"{settings.user_id}-connector"
     assert config["s3.bucket.name"] == settings.bucket
-    uid = settings.user_id
-    # The original project's connector, typed here rather than read from the file again.
-    assert config == {
-        "name": f"{uid}-connector",
-        "connector.class": "io.confluent.connect.s3.S3SinkConnector",
-        "tasks.max": "3",
-        "topics.regex": rf"{uid}\..*",
-        "s3.region": settings.aws_region,
-        "s3.bucket.name": f"user-{uid}-bucket",
-        "store.url": "http://localstack:4566",
-        "storage.class": "io.confluent.connect.s3.storage.S3Storage",
-        "flush.size": "1",
-        "schema.compatibility": "NONE",
-        "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
-        "partitioner.class": "io.confluent.connect.storage.partitioner.DefaultPartitioner",
-        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter.schemas.enable": "false",
-    }
+    # The original project's connector, typed in the tests rather than read from the file.
+    assert config == original_connector(
+        settings.user_id, settings.aws_region, "http://localstack:4566"
+    )
 
 
 def test_the_api_document_renders_with_compose_settings_and_points_at_the_proxy_container() -> None:

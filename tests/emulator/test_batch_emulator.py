@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
@@ -15,13 +15,15 @@ from emulator.sampler import RowSampler
 from services.core.settings import Settings
 from services.core.waiting import free_port
 from services.source_db.database import make_engine
+from tests.emulator.conftest import JsonEndpoint
 
 pytestmark = pytest.mark.integration
 
 
-class FakeProxy(BaseHTTPRequestHandler):
+class FakeProxy(JsonEndpoint):
     """A stand-in REST proxy whose failures the test scripts: 503s first, then offsets."""
 
+    content_type = "application/vnd.kafka.v2+json"
     fail_first = 0
     record_error_every = 0
     calls: ClassVar[list[tuple[str, list[dict]]]] = []
@@ -45,17 +47,6 @@ class FakeProxy(BaseHTTPRequestHandler):
             else:
                 offsets.append({"partition": 0, "offset": i, "error_code": None, "error": None})
         self._reply(200, {"offsets": offsets, "key_schema_id": None, "value_schema_id": None})
-
-    def _reply(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.kafka.v2+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import boto3
@@ -18,6 +18,7 @@ from services.core.settings import TABLES, Settings
 from services.core.waiting import free_port
 from services.source_db.database import make_engine
 from tests.conftest import unique_name
+from tests.emulator.conftest import JsonEndpoint
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +97,7 @@ def test_direct_mode_puts_what_the_api_would(own_streams: Settings) -> None:
     assert [json.loads(d) for _, d in records] == expected["geo"]
 
 
-class FakeApi(BaseHTTPRequestHandler):
+class FakeApi(JsonEndpoint):
     """A stand-in API Gateway: throttles chosen records, or rejects every request."""
 
     throttle_first = 0
@@ -119,17 +120,6 @@ class FakeApi(BaseHTTPRequestHandler):
         ]
         failed = sum("ErrorCode" in e for e in entries)
         self._reply(200, {"FailedRecordCount": failed, "Records": entries})
-
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture

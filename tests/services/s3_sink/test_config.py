@@ -17,6 +17,7 @@ from services.core.errors import ConfigError
 from services.core.settings import Settings
 from services.s3_sink.__main__ import main
 from services.s3_sink.connector_config import load_connector_config
+from tests.contract_values import original_connector
 
 pytestmark = pytest.mark.unit
 
@@ -25,23 +26,7 @@ SETTINGS = Settings(user_id="abc123def", aws_region="eu-west-1", localstack_port
 
 def test_the_shipped_file_holds_the_original_projects_keys_and_values() -> None:
     props = load_properties(S3_SINK_CONNECTOR_PROPERTIES, template_values(SETTINGS))
-    assert props == {
-        "name": "abc123def-connector",
-        "connector.class": "io.confluent.connect.s3.S3SinkConnector",
-        "tasks.max": "3",
-        "topics.regex": r"abc123def\..*",
-        "s3.region": "eu-west-1",
-        "s3.bucket.name": "user-abc123def-bucket",
-        "store.url": "http://127.0.0.1:14566",
-        "storage.class": "io.confluent.connect.s3.storage.S3Storage",
-        "flush.size": "1",
-        "schema.compatibility": "NONE",
-        "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
-        "partitioner.class": "io.confluent.connect.storage.partitioner.DefaultPartitioner",
-        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter.schemas.enable": "false",
-    }
+    assert props == original_connector("abc123def", "eu-west-1", "http://127.0.0.1:14566")
 
 
 def test_on_aws_store_url_is_left_out() -> None:

@@ -24,6 +24,7 @@ from services.stack.kafka_broker import BrokerService
 from services.stack.localstack import LocalStackService
 from services.stack.native_stack import NativeStack
 from services.stack.process import port_open
+from tests.contract_values import GEO_SOURCE_COLUMNS, PIN_SOURCE_COLUMNS, USER_SOURCE_COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +33,9 @@ def test_source_tables_are_seeded_with_the_contract_columns(native_stack: Settin
     db = SourceDatabase.connect(native_stack.db)
     assert db.counts() == {"pinterest_data": 2000, "geolocation_data": 2000, "user_data": 2000}
     cols = {t: [c["name"] for c in inspect(db.engine).get_columns(t)] for t in db.counts()}
-    assert cols["pinterest_data"] == [
-        "index",
-        "unique_id",
-        "title",
-        "description",
-        "poster_name",
-        "follower_count",
-        "tag_list",
-        "is_image_or_video",
-        "image_src",
-        "downloaded",
-        "save_location",
-        "category",
-    ]
-    assert cols["geolocation_data"] == ["ind", "timestamp", "latitude", "longitude", "country"]
-    assert cols["user_data"] == ["ind", "first_name", "last_name", "age", "date_joined"]
+    assert tuple(cols["pinterest_data"]) == PIN_SOURCE_COLUMNS
+    assert tuple(cols["geolocation_data"]) == GEO_SOURCE_COLUMNS
+    assert tuple(cols["user_data"]) == USER_SOURCE_COLUMNS
     db.engine.dispose()
 
 

@@ -20,22 +20,6 @@ from tests.conftest import INGESTED_EVENTS, unique_name
 
 pytestmark = pytest.mark.e2e
 
-ANSWER_COLUMNS = {
-    "q1_popular_category_by_country": ["country", "category", "category_count"],
-    "q2_popular_category_by_year": ["post_year", "category", "category_count"],
-    "q3_top_user_per_country": ["country", "poster_name", "follower_count"],
-    "q3_country_with_top_user": ["country", "follower_count"],
-    "q4_popular_category_by_age_group": ["age_group", "category", "category_count"],
-    "q5_median_followers_by_age_group": ["age_group", "median_follower_count"],
-    "q6_users_joined_by_year": ["post_year", "number_users_joined"],
-    "q7_median_followers_by_join_year": ["post_year", "median_follower_count"],
-    "q8_median_followers_by_age_group_and_join_year": [
-        "age_group",
-        "post_year",
-        "median_follower_count",
-    ],
-}
-
 
 @pytest.fixture(scope="module")
 def batch_run(
@@ -83,7 +67,7 @@ def test_tables_are_written_as_delta_with_the_contract_columns(batch_run) -> Non
     quarantined = DeltaTable(result.tables["quarantine"]).to_pyarrow_table().to_pylist()
     assert [(r["table"], r["reason"]) for r in quarantined] == [("geo", MALFORMED)]
     assert quarantined[0]["raw"].startswith('{"ind": 1')
-    for name, columns in ANSWER_COLUMNS.items():
+    for name, columns in c.ANSWER_COLUMNS.items():
         assert list(result.answers[name].columns) == columns
         assert DeltaTable(result.tables[name]).to_pyarrow_table().num_rows == len(
             result.answers[name]

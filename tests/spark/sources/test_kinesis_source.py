@@ -109,6 +109,19 @@ def read_to_markers(reader: Collector, settings: Settings) -> list[int]:
     return [v for v in values if v != MARKER]
 
 
+def resumed(
+    spark: SparkSession, settings: Settings, stream: str, checkpoint: Path, values: range
+) -> list[int]:
+    """Put ``values``, then what a new query from the same checkpoint reads up to the markers."""
+    put(settings, stream, values)
+    again = Collector(spark, settings, stream, checkpoint)
+    again.start()
+    try:
+        return read_to_markers(again, settings)
+    finally:
+        again.stop()
+
+
 def put(settings: Settings, stream: str, values: range) -> None:
     kinesis(settings).put_records(
         StreamName=stream,
@@ -138,12 +151,9 @@ def test_columns_are_those_of_the_databricks_source_and_a_restart_resumes(
     assert first["shardId"] == "shardId-000000000000" and int(first["sequenceNumber"]) > 0
     assert abs(time.time() - first["approximateArrivalTimestamp"].timestamp()) < 600
 
-    put(native_stack, stream, range(5, 12))
-    again = Collector(spark, native_stack, stream, tmp_path / "ck")
-    again.start()
-    resumed = read_to_markers(again, native_stack)
-    again.stop()
-    assert sorted(resumed) == list(range(5, 12))
+    assert sorted(resumed(spark, native_stack, stream, tmp_path / "ck", range(5, 12))) == list(
+        range(5, 12)
+    )
 
 
 def test_latest_skips_what_the_stream_held_before(
@@ -195,9 +205,6 @@ def test_a_split_during_a_run_loses_and_repeats_nothing(
     assert len(shards) == 3, shards  # the parent and both children were read
 
     # A restart after the split finds the closed parent and its children from the checkpoint.
-    put(native_stack, stream, range(60, 80))
-    again = Collector(spark, native_stack, stream, tmp_path / "ck")
-    again.start()
-    resumed = read_to_markers(again, native_stack)
-    again.stop()
-    assert sorted(resumed) == list(range(60, 80))
+    assert sorted(resumed(spark, native_stack, stream, tmp_path / "ck", range(60, 80))) == list(
+        range(60, 80)
+    )

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from spark.transformations import queries as q
 from spark.transformations.schemas import CLEAN_SCHEMAS
+from tests.contract_values import ANSWER_COLUMNS
 
 pytestmark = pytest.mark.unit
 
@@ -277,19 +278,4 @@ def test_q8_median_follower_count_by_age_group_and_join_year(
 def test_run_all_names_every_answer_and_its_columns(spark: SparkSession) -> None:
     answers = q.run_all(pins(spark), geos(spark), users(spark))
     columns = {name: df.columns for name, df in answers.items()}
-    expected = {
-        "q1_popular_category_by_country": ["country", "category", "category_count"],
-        "q2_popular_category_by_year": ["post_year", "category", "category_count"],
-        "q3_top_user_per_country": ["country", "poster_name", "follower_count"],
-        "q3_country_with_top_user": ["country", "follower_count"],
-        "q4_popular_category_by_age_group": ["age_group", "category", "category_count"],
-        "q5_median_followers_by_age_group": ["age_group", "median_follower_count"],
-        "q6_users_joined_by_year": ["post_year", "number_users_joined"],
-        "q7_median_followers_by_join_year": ["post_year", "median_follower_count"],
-        "q8_median_followers_by_age_group_and_join_year": [
-            "age_group",
-            "post_year",
-            "median_follower_count",
-        ],
-    }
-    assert list(columns.items()) == list(expected.items())
+    assert list(columns.items()) == list(ANSWER_COLUMNS.items())
