@@ -1,7 +1,7 @@
 """One install step of `make setup`: run a command into its log, show how far it is, time it.
 
 Standard library only: it runs before any venv exists. While the command runs, its log is
-read for what pip, Maven or apt say they do (packages collected, jars copied, packages set
+read for what pip, Maven or apt say they do (packages collected, files downloaded, packages set
 up) and one status line shows it with the time elapsed: redrawn in place on a terminal,
 printed every ``--every`` seconds otherwise (a CI log). At the end one line says what was
 installed and how long it took; on failure, the log's last lines and the command's exit code.
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TAIL_LINES = 30
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -37,21 +38,22 @@ class Counts:
     last: str = ""
 
     def read(self, line: str) -> None:
-        line = line.strip()
+        line = ANSI.sub("", line).strip().removeprefix("[INFO] ")
         if m := re.match(r"Collecting (\S+)", line):
             self.collected.append(m.group(1))
             self.last = m.group(1)
         elif line.startswith("Requirement already satisfied"):
             self.satisfied += 1
-        elif line.startswith(("Downloading ", "Downloaded from", "Get:")):
+        elif line.startswith(("Downloading ", "Get:")):
             self.downloaded += 1
+        elif m := re.match(r"Downloaded from \S+ (\S+)", line):
+            self.downloaded += 1
+            self.jars += m.group(1).endswith(".jar")
+            self.last = m.group(1).rsplit("/", 1)[-1]
         elif line.startswith("Installing collected packages:"):
             self.to_install = len(line.split(":", 1)[1].split(","))
         elif line.startswith("Successfully installed "):
             self.installed += len(line.split()) - 2
-        elif m := re.match(r"(?:\[INFO\] )?Copying (\S+)", line):
-            self.jars += 1
-            self.last = m.group(1)
         elif m := re.match(r"Setting up (\S+)", line):
             self.set_up += 1
             self.last = m.group(1)
@@ -67,8 +69,8 @@ class Counts:
                 f" (last: {self.last})" if self.last else ""
             )
         if kind == "mvn":
-            return (
-                f"{plural(self.jars, 'jar')} copied, {plural(self.downloaded, 'file')} downloaded"
+            return f"{plural(self.downloaded, 'file')} downloaded ({plural(self.jars, 'jar')})" + (
+                f", last {self.last}" if self.last else ""
             )
         if kind == "apt":
             return f"{self.downloaded} downloaded, {self.set_up} set up" + (
@@ -84,7 +86,11 @@ class Counts:
                 else f"up to date ({plural(self.satisfied, 'requirement')} already satisfied)"
             )
         if kind == "mvn":
-            return plural(self.jars, "jar")
+            return (
+                f"{plural(self.jars, 'jar')} downloaded"
+                if self.downloaded
+                else "nothing to download (all in Maven's cache)"
+            )
         if kind == "apt":
             return f"{plural(self.set_up, 'package')} set up"
         return "done"

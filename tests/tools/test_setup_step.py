@@ -68,8 +68,18 @@ def test_a_failed_step_shows_the_log_tail_and_its_exit_code(tmp_path: Path) -> N
 
 
 def test_maven_jars_and_apt_packages_are_counted(tmp_path: Path) -> None:
-    mvn = "print('[INFO] Copying a-1.jar to /x/a-1.jar')\nprint('[INFO] Copying b-2.jar to /x/b-2.jar')"
-    assert step(tmp_path, "mvn", mvn).stdout.splitlines()[-1].startswith("    ✓ 2 jars · ")
+    central = "https://repo.maven.apache.org/maven2/org/x"
+    mvn = (
+        f"print('\\x1b[0m[INFO] Downloaded from central: {central}/a/1/a-1.pom (3.9 kB)')\n"
+        f"print('[INFO] Downloaded from central: {central}/a/1/a-1.jar (1 MB at 2 MB/s)')\n"
+        f"print('[INFO] Downloaded from central: {central}/b/2/b-2.jar (1 MB at 2 MB/s)')"
+    )
+    assert (
+        step(tmp_path, "mvn", mvn).stdout.splitlines()[-1].startswith("    ✓ 2 jars downloaded · ")
+    )
+    cached = "print('[INFO] BUILD SUCCESS')"
+    last = step(tmp_path, "mvn", cached).stdout.splitlines()[-1]
+    assert last.startswith("    ✓ nothing to download (all in Maven's cache) · ")
     apt = "print('Get:1 http://deb x kcat')\nprint('Setting up kcat (1.7.1-2) ...')"
     assert step(tmp_path, "apt", apt).stdout.splitlines()[-1].startswith("    ✓ 1 package set up")
 
