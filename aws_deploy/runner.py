@@ -177,29 +177,25 @@ class Deployment:
 
     def plan(self, console: Console) -> list[Change]:
         """Every change ``apply`` would make, printed; nothing is written."""
-        self._header(console, "plan:")
-        changes: list[Change] = []
-        for step in self.steps:
-            self._step_header(console, step)
-            for change in _guard(step.name, partial(step.plan, self.ctx)):
-                render_change(console, change)
-                changes.append(change)
-        console.print(f"\n[bold]Plan:[/] {summary(changes)}", highlight=False)
-        self._outputs(console)
-        return changes
+        return self._converge(console, "plan", execute=False)
 
     def apply(self, console: Console) -> list[Change]:
         """Converge every step in order; each change reports its outcome."""
-        self._header(console, "apply:")
+        return self._converge(console, "apply", execute=True)
+
+    def _converge(self, console: Console, verb: str, execute: bool) -> list[Change]:
+        """Each step's changes, printed, and executed when ``execute`` is set."""
+        self._header(console, f"{verb}:")
         changes: list[Change] = []
         for step in self.steps:
             self._step_header(console, step)
             for change in _guard(step.name, partial(step.plan, self.ctx)):
                 render_change(console, change)
                 changes.append(change)
-                if change.pending:
+                if execute and change.pending:
                     self._execute(console, step, change)
-        console.print(f"\n[bold]Apply complete:[/] {summary(changes)}", highlight=False)
+        title = "Apply complete" if execute else "Plan"
+        console.print(f"\n[bold]{title}:[/] {summary(changes)}", highlight=False)
         self._outputs(console)
         return changes
 

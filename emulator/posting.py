@@ -189,7 +189,7 @@ def run(
     try:
         sampler = RowSampler(engine, opts.seed)
         loop = _run_classic if opts.classic else _run_batched
-        loop(opts, sampler, destination, tally, deadline, on_sent)
+        loop(_Run(opts, sampler, destination, tally, deadline, on_sent))
     finally:
         summary.seconds = time.monotonic() - started
         summary.errors = dict(tally.errors)
@@ -198,35 +198,41 @@ def run(
     return summary
 
 
-def _run_classic(
-    opts: EmulationOptions,
-    sampler: RowSampler,
-    destination: Destination,
-    tally: Tally,
-    deadline: float | None,
-    on_sent: OnSent | None,
-) -> None:
+@dataclass
+class _Run:
+    """One run's parts, as both loops take them."""
+
+    opts: EmulationOptions
+    sampler: RowSampler
+    destination: Destination
+    tally: Tally
+    deadline: float | None
+    on_sent: OnSent | None
+
+    def events(self) -> Iterator[Event]:
+        return sampled_events(self.sampler, self.opts, self.deadline, self.tally.summary)  # type: ignore[no-any-return]
+
+    def sent(self, table: str, records: list[Any], sent_at: float) -> None:
+        if self.on_sent:
+            self.on_sent(table, records, sent_at)
+
+
+def _run_classic(run: _Run) -> None:
     """The original script: one record per request, three tables per event, 0-1 s sleeps."""
-    rng = np.random.default_rng(opts.seed)
-    for event in sampled_events(sampler, opts, deadline, tally.summary):
-        for table, row in event_rows(event, tally.summary):
+    rng = np.random.default_rng(run.opts.seed)
+    destination = run.destination
+    for event in run.events():
+        for table, row in event_rows(event, run.tally.summary):
             name = destination.name(table)
             record = destination.record(event, row)
             sent_at = time.monotonic()
-            tally.add(name, 1, destination.send_one(name, record))
-            if on_sent:
-                on_sent(table, [record], sent_at)
+            run.tally.add(name, 1, destination.send_one(name, record))
+            run.sent(table, [record], sent_at)
         time.sleep(float(rng.uniform(0, 1)))
 
 
-def _run_batched(
-    opts: EmulationOptions,
-    sampler: RowSampler,
-    destination: Destination,
-    tally: Tally,
-    deadline: float | None,
-    on_sent: OnSent | None,
-) -> None:
+def _run_batched(run: _Run) -> None:
+    opts, destination, tally = run.opts, run.destination, run.tally
     pacer = Pacer(opts.rate)
     batch_size = min(max(opts.batch_size, 1), destination.max_batch)
     slots = threading.BoundedSemaphore(max(opts.concurrency, 1) * 2)
@@ -238,8 +244,7 @@ def _run_batched(
         try:
             sent_at = time.monotonic()
             tally.add(name, len(records), destination.send(name, records))
-            if on_sent:
-                on_sent(table, records, sent_at)
+            run.sent(table, records, sent_at)
         finally:
             slots.release()
 
@@ -253,7 +258,7 @@ def _run_batched(
     with ThreadPoolExecutor(
         max_workers=max(opts.concurrency, 1), thread_name_prefix="emit"
     ) as pool:
-        for event in sampled_events(sampler, opts, deadline, tally.summary):
+        for event in run.events():
             pacer.wait()
             for table, row in event_rows(event, tally.summary):
                 buffers[table].append(destination.record(event, row))

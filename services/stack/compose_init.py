@@ -266,26 +266,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("steps", nargs="+", choices=[*STEPS, "all"], metavar="STEP")
-    parser.add_argument(
-        "--config-dir",
-        default=os.environ.get("PINPIPE_RENDERED_CONFIG_DIR", "/var/lib/pinpipe-config"),
-        help="where `config` writes the rendered REST proxy properties",
-    )
-    parser.add_argument(
-        "--proxy-host",
-        default=os.environ.get("PINPIPE_API_PROXY_HOST", "rest-proxy:8082"),
-        help="host:port API Gateway's {proxy+} forwards to (the proxyHost stage variable)",
-    )
-    parser.add_argument(
-        "--connect-url",
-        default=os.environ.get("PINPIPE_CONNECT_URL", "http://kafka-connect:8083"),
-        help="Kafka Connect's REST API",
-    )
-    parser.add_argument(
-        "--dags-folder",
-        default=os.environ.get("PINPIPE_COMPOSE_DAGS_FOLDER", "/var/lib/pinpipe/dags"),
-        help="Airflow's DAG folder, where `dag` writes <uid>_dag.py",
-    )
+    for flag, env, default, text in (
+        (
+            "--config-dir",
+            "PINPIPE_RENDERED_CONFIG_DIR",
+            "/var/lib/pinpipe-config",
+            "where `config` writes the rendered REST proxy properties",
+        ),
+        (
+            "--proxy-host",
+            "PINPIPE_API_PROXY_HOST",
+            "rest-proxy:8082",
+            "host:port API Gateway's {proxy+} forwards to (the proxyHost stage variable)",
+        ),
+        (
+            "--connect-url",
+            "PINPIPE_CONNECT_URL",
+            "http://kafka-connect:8083",
+            "Kafka Connect's REST API",
+        ),
+        (
+            "--dags-folder",
+            "PINPIPE_COMPOSE_DAGS_FOLDER",
+            "/var/lib/pinpipe/dags",
+            "Airflow's DAG folder, where `dag` writes <uid>_dag.py",
+        ),
+    ):
+        parser.add_argument(flag, default=os.environ.get(env, default), help=f"{text} (${env})")
     return parser.parse_args(argv)
 
 

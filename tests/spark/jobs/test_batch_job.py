@@ -142,29 +142,31 @@ HAND_POSTS = [
         "2017-01-01 08:00:00",
     ),
     (5, "travel", "50k", "Di", "Borea", "2023-01-01 10:00:00", 16, "2014-01-01 08:00:00"),
+    # Three join-2016 users: a mean (666,936.67) is not their median (800).
+    (6, "art", "10", "Eve", "Aland", "2018-09-01 10:00:00", 33, "2016-03-01 08:00:00"),
 ]
 HAND_ANSWERS = {
-    "q1_popular_category_by_country": [("Aland", "art", 2), ("Borea", "beauty", 2)],
-    "q2_popular_category_by_year": [(2018, "art", 2), (2019, "beauty", 2)],
+    "q1_popular_category_by_country": [("Aland", "art", 3), ("Borea", "beauty", 2)],
+    "q2_popular_category_by_year": [(2018, "art", 3), (2019, "beauty", 2)],
     "q3_top_user_per_country": [("Aland", "Ann", 1500), ("Borea", "Cy", 2_000_000)],
     "q3_country_with_top_user": [("Borea", 2_000_000)],
     "q4_popular_category_by_age_group": [
         ("18-24", "art", 1),
-        ("25-35", "art", 1),
+        ("25-35", "art", 2),
         ("36-50", "beauty", 1),
         ("+50", "beauty", 1),
     ],
     # ind 4's follower count is a placeholder: +50 has no known count, so no median.
     "q5_median_followers_by_age_group": [
         ("18-24", 1500.0),
-        ("25-35", 800.0),
+        ("25-35", 405.0),
         ("36-50", 2_000_000.0),
     ],
-    "q6_users_joined_by_year": [(2015, 1), (2016, 2), (2017, 1)],
-    "q7_median_followers_by_join_year": [(2015, 1500.0), (2016, 1_000_400.0)],
+    "q6_users_joined_by_year": [(2015, 1), (2016, 3), (2017, 1)],
+    "q7_median_followers_by_join_year": [(2015, 1500.0), (2016, 800.0)],
     "q8_median_followers_by_age_group_and_join_year": [
         ("18-24", 2015, 1500.0),
-        ("25-35", 2016, 800.0),
+        ("25-35", 2016, 405.0),
         ("36-50", 2016, 2_000_000.0),
     ],
 }
@@ -231,8 +233,8 @@ def test_each_answer_is_the_hand_worked_one(hand_run: BatchResult, name: str) ->
 
 
 def test_the_small_input_cleans_to_one_row_per_post(hand_run: BatchResult) -> None:
-    assert hand_run.rows_read == {"pin": 6, "geo": 6, "user": 6}
-    assert hand_run.rows_clean == {"pin": 5, "geo": 5, "user": 5}
+    assert hand_run.rows_read == {"pin": 7, "geo": 7, "user": 7}
+    assert hand_run.rows_clean == {"pin": 6, "geo": 6, "user": 6}
     pins = DeltaTable(hand_run.tables["pin_clean"]).to_pyarrow_table().to_pylist()
     followers = {r["ind"]: (r["follower_count"], r["poster_name"]) for r in pins}
     assert followers == {
@@ -241,4 +243,5 @@ def test_the_small_input_cleans_to_one_row_per_post(hand_run: BatchResult) -> No
         3: (2_000_000, "Cy"),
         4: (None, None),
         5: (50_000, "Di"),
+        6: (10, "Eve"),
     }
