@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
+
+from services.core.settings import Settings
+from spark.session import SESSION_TIME_ZONE, get_spark
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +50,22 @@ def test_verbose_keeps_the_jvm_on_the_terminal(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Using incubator modules" in done.stderr
     assert not (tmp_path / "logs" / "spark.log").exists()
+
+
+def test_a_reused_session_left_in_another_zone_parses_and_dates_in_utc(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As spark-submit and Databricks hand it over: the active session, in its own zone.
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: spark))
+    spark.conf.set(SESSION_TIME_ZONE, "Pacific/Kiritimati")  # UTC+14
+    try:
+        assert get_spark(Settings()) is spark
+        assert spark.conf.get(SESSION_TIME_ZONE) == "UTC"
+        row = spark.sql(
+            "SELECT year(to_timestamp('2020-12-31 23:30:00')) AS y,"
+            " unix_timestamp(to_timestamp('2020-12-31 23:30:00')) AS epoch"
+        ).first()
+        assert row is not None
+        assert (row.y, row.epoch) == (2020, 1609457400)
+    finally:
+        spark.conf.set(SESSION_TIME_ZONE, "UTC")
