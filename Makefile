@@ -28,10 +28,10 @@ setup: $(STATE)/.system-packages $(VENV)/.installed $(LS_VENV)/.installed $(AF_V
 	@if [ -f $(SETUP_RAN) ]; then rm -f $(SETUP_RAN); echo "==> setup done"; \
 	else echo "==> setup: up to date ($(VENV), $(LS_VENV), $(AF_VENV), $(JARS); delete a folder's .installed to redo it)"; fi
 
-# Each install step runs through tools/setup_step.py (standard library only: no venv yet):
+# Each install step runs through services/stack/setup_step.py (standard library only: no venv yet):
 # what it installs, how far it is (from its tool's log), how long it took, the log's tail on
 # failure. A step that ran leaves $(SETUP_RAN), so a run that had nothing to do says so.
-STEP      = $(PYTHON311) $(CURDIR)/tools/setup_step.py
+STEP      = $(PYTHON311) $(CURDIR)/services/stack/setup_step.py
 SETUP_RAN := $(STATE)/.setup-ran
 
 # Jars from Maven Central, each set listed in one pom and copied into one flat folder; a

@@ -6,7 +6,7 @@ up) and one status line shows it with the time elapsed: redrawn in place on a te
 printed every ``--every`` seconds otherwise (a CI log). At the end one line says what was
 installed and how long it took; on failure, the log's last lines and the command's exit code.
 
-    python3 tools/setup_step.py --label "project venv" --log .pinpipe/logs/setup-pip.log \
+    python3 services/stack/setup_step.py --label "project venv" --log .pinpipe/logs/setup-pip.log \
         --kind pip -- .venv/bin/pip install -e '.[dev]'
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "setup_step.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "services" / "stack" / "setup_step.py"
 
 pytestmark = pytest.mark.unit
 
