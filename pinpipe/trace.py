@@ -65,8 +65,8 @@ class Trace:
 def trace(settings: Settings, ind: int) -> Trace:
     """Every hop's rows of post ``ind``, for the pin, geo and user tables."""
     result = Trace(ind)
+    result.sightings += source_rows(settings, ind)
     for table in TABLES:
-        result.sightings += source_rows(settings, table, ind)
         result.sightings += topic_records(settings, table, ind)
         result.sightings += bucket_records(settings, table, ind)
         result.sightings += delta_rows(settings, table, ind, "clean")
@@ -100,27 +100,29 @@ def mentions(text: str, ind: int) -> bool:
     return re.search(rf'"(?:ind|index)"\s*:\s*"?{ind}(?![0-9])', text) is not None
 
 
-def source_rows(settings: Settings, table: TableName, ind: int) -> list[Sighting]:
-    """The post's row in the MySQL source table."""
+def source_rows(settings: Settings, ind: int) -> list[Sighting]:
+    """The post's row in each MySQL source table (one engine, one connection)."""
     from sqlalchemy import select
 
     from services.source_db.database import make_engine
 
-    source = SOURCE_TABLES[table]
+    found = []
     engine = make_engine(settings.db)
     try:
         with engine.connect() as conn:
-            row = (
-                conn.execute(select(source).where(source.c[SOURCE_KEY[table]] == ind))
-                .mappings()
-                .first()
-            )
+            for table in TABLES:
+                source = SOURCE_TABLES[table]
+                query = select(source).where(source.c[SOURCE_KEY[table]] == ind)
+                row = conn.execute(query).mappings().first()
+                where = f"mysql {settings.db.DATABASE}.{source.name}"
+                found.append(
+                    Sighting("source", table, where, False, "no such row")
+                    if row is None
+                    else Sighting("source", table, where, True, "", plain(dict(row)))
+                )
     finally:
         engine.dispose()
-    where = f"mysql {settings.db.DATABASE}.{source.name}"
-    if row is None:
-        return [Sighting("source", table, where, False, "no such row")]
-    return [Sighting("source", table, where, True, "", plain(dict(row)))]
+    return found
 
 
 def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
