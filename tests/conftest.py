@@ -83,9 +83,11 @@ def native_stack(stack_env: dict[str, str]) -> Iterator[Settings]:
     finally:
         # A server the stack started lives in the session's temporary state directory and
         # goes with it; on a server that was already there, drop what the session created.
-        if MySQLService(settings).proc.pid is None:
-            drop_database_and_user(settings)
-        stack.down()
+        try:
+            if MySQLService(settings).proc.pid is None:
+                drop_database_and_user(settings)
+        finally:
+            stack.down()
 
 
 def drop_database_and_user(settings: Settings) -> None:

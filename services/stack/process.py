@@ -44,7 +44,12 @@ class ManagedProcess:
         try:
             record = json.loads(self.pid_file.read_text())
             proc = psutil.Process(int(record["pid"]))
-            same = abs(proc.create_time() - float(record["create_time"])) < 1.0
+            # The start time tells a recycled pid apart. It is derived from the boot time,
+            # which moves when a machine is restored from a snapshot or migrated: then the
+            # command line, as it was started, tells instead.
+            same = abs(proc.create_time() - float(record["create_time"])) < 1.0 or (
+                bool(record.get("argv")) and proc.cmdline() == list(record["argv"])
+            )
             if same and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                 return proc
         except (FileNotFoundError, ValueError, KeyError, psutil.Error):

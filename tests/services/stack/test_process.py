@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from services.core.errors import ServiceStartError
 from services.core.settings import Settings
 from services.stack.base import NativeService
-from services.stack.process import wait_until
+from services.stack.process import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +71,19 @@ def test_status_of_a_running_service_whose_check_raises_says_why(
     status = service.status()
     assert status.state == "down"
     assert status.detail == "health check raised RuntimeError: the admin port answered garbage"
+
+
+def test_a_pid_file_whose_start_time_moved_still_names_its_process(tmp_path: Path) -> None:
+    # A restored snapshot moves the boot time, and with it every process's start time.
+    proc = ManagedProcess("sleeper", tmp_path / "pids", tmp_path / "logs")
+    started = proc.start([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = json.loads(proc.pid_file.read_text())
+        proc.pid_file.write_text(
+            json.dumps({**record, "create_time": record["create_time"] - 3600})
+        )
+        assert proc.pid == started.pid
+        proc.pid_file.write_text(json.dumps({**record, "create_time": 0, "argv": ["other"]}))
+        assert proc.pid is None and not proc.pid_file.exists()  # another process: stale
+    finally:
+        started.kill()
