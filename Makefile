@@ -104,7 +104,7 @@ $(STATE)/.system-packages:
 	    bash -c "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing" \
 	    || { echo "Installing$$missing failed: run as root, or install them yourself."; exit 1; }; \
 	  touch $(SETUP_RAN); \
-	else echo "==> Debian packages: $(SYSTEM_PACKAGES) already installed"; \
+	else echo "==> Debian packages: $(foreach p,$(SYSTEM_PACKAGES),$(lastword $(subst :, ,$(p)))) already installed"; \
 	fi
 	@touch $@
 
