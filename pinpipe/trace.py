@@ -242,29 +242,16 @@ def bucket_records(settings: Settings, table: TableName, ind: int) -> list[Sight
     return found or [Sighting("s3", table, where, False, "no object carries it")]
 
 
-def delta_table(settings: Settings, name: str) -> Any:
-    """The Delta table ``name`` of the warehouse (delta-rs), or None before it exists."""
-    from deltalake import DeltaTable
-
-    from spark.sinks.tables import storage_options, table_uri
-
-    uri = table_uri(settings, name)
-    storage = storage_options(settings) or None
-    if not DeltaTable.is_deltatable(uri, storage_options=storage):
-        return None
-    return DeltaTable(uri, storage_options=storage)
-
-
 def delta_rows(settings: Settings, table: TableName, ind: int, hop: str) -> list[Sighting]:
     """The post's rows in the batch job's cleaned table or the streaming job's Delta table."""
-    import pyarrow.compute as pc
+    from spark.sinks.tables import read_warehouse_table
 
     name = settings.clean_tables[table] if hop == "clean" else settings.delta_tables[table]
     job = "batch run" if hop == "clean" else "stream run"
-    delta = delta_table(settings, name)
-    if delta is None:
+    found = read_warehouse_table(settings, name, where=f'"{CLEAN_KEY}" = {int(ind)}')
+    if found is None:
         return [Sighting(hop, table, name, False, f"no such table yet (`pinpipe {job}`)")]
-    rows = delta.to_pyarrow_dataset().to_table(filter=pc.field(CLEAN_KEY) == ind).to_pylist()
+    rows = found.to_pylist()
     if not rows:
         return [Sighting(hop, table, name, False, "no row")]
     note = f"{len(rows)} rows for one ind" if len(rows) > 1 else ""
@@ -274,11 +261,13 @@ def delta_rows(settings: Settings, table: TableName, ind: int, hop: str) -> list
 def _quarantined_in(
     settings: Settings, name: str, ind: int, text_columns: list[str]
 ) -> list[Sighting]:
-    delta = delta_table(settings, name)
-    if delta is None:
+    from spark.sinks.tables import read_warehouse_table
+
+    rows = read_warehouse_table(settings, name)
+    if rows is None:
         return []
     found = []
-    for row in delta.to_pyarrow_table().to_pylist():
+    for row in rows.to_pylist():
         texts = [str(plain(row.get(c)) or "") for c in text_columns]
         values = [_parse(t) for t in texts]
         if any(is_ind(v.get(k), ind) for v in values if v for k in ("ind", "index")) or any(

@@ -84,15 +84,14 @@ def warehouse_tables(settings: Settings) -> list[str]:
 
 def example_ind(settings: Settings) -> int | None:
     """A post to trace: one both jobs wrote, else one the batch job cleaned (None before)."""
-    from pinpipe.trace import CLEAN_KEY, delta_table
+    from pinpipe.trace import CLEAN_KEY
+    from spark.sinks.tables import read_warehouse_table
 
     found: list[set[int]] = []
     for name in (settings.clean_tables["pin"], settings.delta_tables["pin"]):
-        table = delta_table(settings, name)
+        table = read_warehouse_table(settings, name, columns=[CLEAN_KEY])
         if table is not None:
-            found.append(
-                set(table.to_pyarrow_table(columns=[CLEAN_KEY]).column(CLEAN_KEY).to_pylist())
-            )
+            found.append(set(table.column(CLEAN_KEY).to_pylist()))
     if not found or not found[0]:
         return None
     both = found[0] & found[-1]

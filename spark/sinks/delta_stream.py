@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 from services.core.errors import ConfigError
 from services.core.settings import Settings
 from spark.session import use_s3a
-from spark.sinks.tables import storage_options, table_uri
+from spark.sinks.tables import read_warehouse_table, storage_options, table_uri
 from spark.sources.kinesis_source import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS, IND, REASON
 from spark.transformations.payloads import PAYLOAD, split_payloads
@@ -303,11 +303,5 @@ class DeltaStreamSink:
 
 def delta_inds(settings: Settings, table: str) -> list[int]:
     """The ``ind`` of every row of a cleaned table (read with delta-rs; none before it exists)."""
-    from deltalake import DeltaTable
-
-    uri = table_uri(settings, settings.delta_tables[table])
-    storage = storage_options(settings) or None
-    if not DeltaTable.is_deltatable(uri, storage_options=storage):
-        return []
-    column = DeltaTable(uri, storage_options=storage).to_pyarrow_table(columns=[IND]).column(IND)
-    return [int(i) for i in column.to_pylist()]
+    found = read_warehouse_table(settings, settings.delta_tables[table], columns=[IND])
+    return [] if found is None else [int(i) for i in found.column(IND).to_pylist()]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pyspark.sql import DataFrame
 
 from services.core.settings import Settings
 from spark.session import use_s3a
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def table_uri(settings: Settings, name: str) -> str:
@@ -46,3 +51,34 @@ def write_table(df: DataFrame, settings: Settings, name: str) -> str:
         use_s3a(df.sparkSession, settings, uri)
         df.write.mode("overwrite").parquet(uri)
     return uri
+
+
+def read_delta(
+    uri: str,
+    storage: dict[str, str] | None = None,
+    columns: list[str] | None = None,
+    where: str = "",
+) -> pa.Table | None:
+    """The Delta table at ``uri`` (None before it exists), read with delta-rs' own engine.
+
+    DataFusion (``QueryBuilder``), not ``DeltaTable.to_pyarrow_table``/``_dataset``: a process
+    that read through the pyarrow dataset aborts at exit one time in three or so ("terminate
+    called without an active exception", delta-rs #2184), which failed `pinpipe trace`.
+    ``where`` is a SQL condition over the table's columns, built by the caller from typed values.
+    """
+    import pyarrow as pa
+    from deltalake import DeltaTable, QueryBuilder
+
+    if not DeltaTable.is_deltatable(uri, storage_options=storage):
+        return None
+    select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    sql = f"SELECT {select} FROM t" + (f" WHERE {where}" if where else "")
+    result = QueryBuilder().register("t", DeltaTable(uri, storage_options=storage)).execute(sql)
+    return pa.table(result.read_all())
+
+
+def read_warehouse_table(
+    settings: Settings, name: str, columns: list[str] | None = None, where: str = ""
+) -> pa.Table | None:
+    """The warehouse's table ``name`` (see ``read_delta``)."""
+    return read_delta(table_uri(settings, name), storage_options(settings) or None, columns, where)

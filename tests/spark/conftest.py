@@ -13,7 +13,7 @@ import pytest
 
 from services.core.settings import TABLES, Settings
 from services.core.waiting import poll
-from spark.sinks.tables import table_uri
+from spark.sinks.tables import read_warehouse_table
 from tests.conftest import unique_name
 
 
@@ -68,12 +68,8 @@ def api_put(settings: Settings, stream: str, records: list[tuple[str, Any]]) -> 
 
 def delta_rows(settings: Settings, name: str) -> list[dict[str, Any]]:
     """A Delta table's rows as Python values, ordered by ``ind`` (none before it exists)."""
-    from deltalake import DeltaTable
-
-    uri = table_uri(settings, name)
-    if not DeltaTable.is_deltatable(uri):
-        return []
-    rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    table = read_warehouse_table(settings, name)
+    rows = [] if table is None else table.to_pylist()
     return sorted(rows, key=lambda r: (r.get("ind") is None, r.get("ind") or 0))
 
 
