@@ -344,22 +344,12 @@ def put_objects(s3: Any, bucket: str, objects: Iterable[tuple[str, bytes]]) -> i
 
 def list_all(settings: Settings) -> list[str]:
     """Every key of the three topics, listed the way the batch job's reader lists them."""
-    from services.core.settings import TABLES
     from spark.sources.loading import topic_prefix
     from spark.sources.sink_objects import list_keys
+    from spark.sources.sink_objects import s3_client as reader_client
 
-    return [
-        key
-        for table in TABLES
-        for key in list_keys(
-            {
-                "bucket": settings.bucket,
-                "prefix": topic_prefix(settings, table),
-                "region": settings.aws_region,
-                "endpoint_url": settings.aws_endpoint_url or "",
-            }
-        )
-    ]
+    prefixes = [topic_prefix(settings, table) for table in settings.topics]
+    return list_keys(reader_client(settings, 16), settings.bucket, prefixes)
 
 
 def empty_bucket(s3: Any, bucket: str) -> None:

@@ -167,7 +167,6 @@ class Settings(BaseSettings):
     # S3 data across restarts), s3:// or a volume elsewhere.
     warehouse_uri: str = ""
     table_writer: Literal["delta-rs", "spark-delta", "parquet"] = "delta-rs"
-    batch_min_tasks: int = 2
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
 

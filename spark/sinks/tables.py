@@ -31,23 +31,31 @@ def storage_options(settings: Settings) -> dict[str, str]:
     }
 
 
-def write_table(df: DataFrame, settings: Settings, name: str) -> str:
-    """Replace the table ``name`` with ``df``; return its location."""
+def write_table(df: DataFrame | pa.Table, settings: Settings, name: str) -> str:
+    """Replace the table ``name`` with ``df``; return its location.
+
+    ``df`` may be rows already collected as Arrow (the delta-rs writer only): a job that
+    needs a table's rows anyway collects them once.
+    """
     uri = table_uri(settings, name)
+    if not isinstance(df, DataFrame) and settings.table_writer != "delta-rs":
+        raise TypeError(f"the {settings.table_writer} writer writes Spark DataFrames, not Arrow")
     if settings.table_writer == "delta-rs":
         from deltalake import write_deltalake
 
         write_deltalake(
             uri,
-            df.toArrow(),
+            df.toArrow() if isinstance(df, DataFrame) else df,
             mode="overwrite",
             schema_mode="overwrite",
             storage_options=storage_options(settings) or None,
         )
     elif settings.table_writer == "spark-delta":
+        assert isinstance(df, DataFrame)
         use_s3a(df.sparkSession, settings, uri)
         df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
     else:
+        assert isinstance(df, DataFrame)
         use_s3a(df.sparkSession, settings, uri)
         df.write.mode("overwrite").parquet(uri)
     return uri

@@ -9,9 +9,7 @@ shape).
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -20,7 +18,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from services.core.settings import Settings
 from services.core.sink_keys import SinkKeys
 from spark.session import use_s3a
-from spark.sources.sink_objects import S3LinesDataSource
+from spark.sources.sink_objects import fetch_objects
 from spark.transformations.cleaning import POSITION
 from spark.transformations.schemas import RAW_SCHEMAS
 
@@ -51,6 +49,17 @@ def parse_lines(lines: DataFrame, table: str) -> DataFrame:
     ).select("r.*", SOURCE, POSITION)
 
 
+def _lines(objects: DataFrame) -> DataFrame:
+    """Objects (``key``, ``body``) to their numbered lines (``key``, ``line``, ``value``).
+
+    Split on "\\n" only and numbered from 0 over every line, blank ones too (which are then
+    left out), so a record's ``line`` is the same whichever reader read its object.
+    """
+    return objects.select("*", F.posexplode(F.split("body", "\n")).alias("line", "value")).filter(
+        F.col("value").rlike(r"\S")
+    )
+
+
 def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
     """Spark's own reader (s3a on compose and Databricks): each object whole, split into its
     numbered lines, so that records keep their place in the topic."""
@@ -65,33 +74,25 @@ def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> Dat
         # The object's key, as the boto3 reader gives it: the path under the root.
         .select(
             F.regexp_replace(F.input_file_name(), f"^{re.escape(root)}/", "").alias("key"),
-            F.posexplode(F.split("value", "\n")).alias("line", "value"),
+            F.col("value").alias("body"),
         )
     )
-    return parse_lines(objects.filter(F.col("value").rlike(r"\S")), table)
+    return parse_lines(_lines(objects).select("key", "line", "value"), table)
 
 
 def load_raw_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
     """Raw records of the three tables, read with the configured reader.
 
-    The boto3 reader lists and fetches every topic's objects in one scan (cached), so the
-    per-object cost is paid once however many actions follow.
+    The boto3 reader lists and fetches every topic's objects on the driver in one pass
+    (``sink_objects.fetch_objects``) and hands them to Spark as Arrow; their lines are
+    cached, so the per-object cost is paid once however many actions follow.
     """
     if settings.batch_reader == "spark":
         return {t: _read_with_spark(spark, settings, t) for t in settings.topics}
-    spark.dataSource.register(S3LinesDataSource)
-    keys = SinkKeys.of(settings)
-    options = {
-        "bucket": settings.bucket,
-        "prefix": keys.root(),
-        "keys": json.dumps(asdict(keys)),
-        "region": settings.aws_region,
-        "endpoint_url": settings.aws_endpoint_url or "",
-        # Large objects are split by bytes, but never on fewer tasks than there are cores.
-        "min_tasks": str(settings.batch_min_tasks),
-    }
-    lines = spark.read.format(S3LinesDataSource.name()).options(**options).load().cache()
+    objects = fetch_objects(
+        settings, {table: topic_prefix(settings, table) for table in settings.topics}
+    )
+    lines = _lines(spark.createDataFrame(objects)).drop("body").cache()
     return {
-        table: parse_lines(lines.filter(F.col("topic") == topic), table)
-        for table, topic in settings.topics.items()
+        table: parse_lines(lines.filter(F.col("name") == table), table) for table in settings.topics
     }

@@ -292,17 +292,16 @@ QUALITY_SCHEMA: Final = StructType(
 )
 
 
-def quality_counts(raw_df: DataFrame, table: Table) -> DataFrame:
+def quality_counts(raw_df: DataFrame, table: Table, clean_rows: int) -> DataFrame:
     """What cleaning ``raw_df`` does, one row per (column, rule, value) with its count.
 
-    Rows: all input rows; quarantined rows per reason; duplicate rows dropped (among rows
-    kept); per column, each sentinel and blank value nulled; per typed column, values that
-    were not placeholders yet failed to parse. One aggregation over the raw rows.
+    Rows: all input rows; quarantined rows per reason; duplicate rows dropped (the rows with
+    a usable ind less ``clean_rows``, the rows the cleaner kept: no distinct count needed);
+    per column, each sentinel and blank value nulled; per typed column, values that were not
+    placeholders yet failed to parse. One aggregation over the raw rows, no shuffle.
     """
     rules = _RULES[table]
-    key = F.col(rules.key)
     reason = _quarantine_reason(rules.key)
-    kept_ind = F.when(reason.isNull(), parse_integer(key))
 
     metrics: list[tuple[str | None, str, str | None, Column]] = [
         (None, RULE_ROWS, None, F.count(F.lit(1))),
@@ -310,7 +309,7 @@ def quality_counts(raw_df: DataFrame, table: Table) -> DataFrame:
             (rules.key, RULE_QUARANTINED, why, F.count_if(reason == why))
             for why in (REJECT_MISSING_IND, REJECT_NON_INTEGER_IND)
         ),
-        (IND, RULE_DUPLICATE, None, F.count(kept_ind) - F.count_distinct(kept_ind)),
+        (IND, RULE_DUPLICATE, None, F.count_if(reason.isNull()) - F.lit(clean_rows)),
     ]
     null_values = rules.null_values()
     for name, values in null_values.items():

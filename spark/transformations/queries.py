@@ -100,21 +100,21 @@ def _median_followers(df: DataFrame, group: list[str]) -> DataFrame:
 
 
 # ---- the queries --------------------------------------------------------------------------
-def q1_popular_category_by_country(pin: DataFrame, geo: DataFrame) -> DataFrame:
-    """1. Most popular category per country: country, category, category_count."""
-    return _most_popular_category(_posts(pin, geo), "country").orderBy("country")
+# Each query reads one of two joins: ``posts`` (pin with geo, ``_posts``) or ``users`` (user
+# with pin, ``_users``); query 6 reads the user table alone. The ``*_from`` functions take a
+# join, so that a job computing all answers joins (and may cache) each pair once.
+def q1_from(posts: DataFrame) -> DataFrame:
+    return _most_popular_category(posts, "country").orderBy("country")
 
 
-def q2_popular_category_by_year(pin: DataFrame, geo: DataFrame) -> DataFrame:
-    """2. Most popular category per year, 2018-2022: post_year, category, category_count."""
-    posts = _posts(pin, geo).filter(F.col(POST_YEAR).between(*POST_YEARS))
-    return _most_popular_category(posts, POST_YEAR).orderBy(POST_YEAR)
+def q2_from(posts: DataFrame) -> DataFrame:
+    in_years = posts.filter(F.col(POST_YEAR).between(*POST_YEARS))
+    return _most_popular_category(in_years, POST_YEAR).orderBy(POST_YEAR)
 
 
-def q3_top_user_per_country(pin: DataFrame, geo: DataFrame) -> DataFrame:
-    """3a. User with the most followers per country: country, poster_name, follower_count."""
+def q3a_from(posts: DataFrame) -> DataFrame:
     # A nameless poster or an unknown count can't be "the user with the most followers".
-    known = _posts(pin, geo).filter(
+    known = posts.filter(
         F.col("country").isNotNull()
         & F.col("poster_name").isNotNull()
         & F.col(FOLLOWER_COUNT).isNotNull()
@@ -126,29 +126,73 @@ def q3_top_user_per_country(pin: DataFrame, geo: DataFrame) -> DataFrame:
     )
 
 
-def q3_country_with_top_user(pin: DataFrame, geo: DataFrame) -> DataFrame:
-    """3b. The country whose top user has the most followers, one row: country, follower_count."""
+def q3b_from(posts: DataFrame) -> DataFrame:
     return (
-        q3_top_user_per_country(pin, geo)
+        q3a_from(posts)
         .orderBy(F.col(FOLLOWER_COUNT).desc(), F.col("country").asc())
         .limit(1)
         .select("country", FOLLOWER_COUNT)
     )
 
 
+def q4_from(users: DataFrame) -> DataFrame:
+    return _most_popular_category(users, AGE_GROUP).orderBy(_age_group_order())
+
+
+def q5_from(users: DataFrame) -> DataFrame:
+    grouped = users.filter(F.col(AGE_GROUP).isNotNull())
+    return (
+        _median_followers(grouped, [AGE_GROUP])
+        .select(AGE_GROUP, MEDIAN_FOLLOWER_COUNT)
+        .orderBy(_age_group_order())
+    )
+
+
+def q7_from(users: DataFrame) -> DataFrame:
+    return (
+        _median_followers(_joined_between(users), [POST_YEAR])
+        .select(POST_YEAR, MEDIAN_FOLLOWER_COUNT)
+        .orderBy(POST_YEAR)
+    )
+
+
+def q8_from(users: DataFrame) -> DataFrame:
+    grouped = _joined_between(users).filter(F.col(AGE_GROUP).isNotNull())
+    return (
+        _median_followers(grouped, [AGE_GROUP, POST_YEAR])
+        .select(AGE_GROUP, POST_YEAR, MEDIAN_FOLLOWER_COUNT)
+        .orderBy(_age_group_order(), POST_YEAR)
+    )
+
+
+def q1_popular_category_by_country(pin: DataFrame, geo: DataFrame) -> DataFrame:
+    """1. Most popular category per country: country, category, category_count."""
+    return q1_from(_posts(pin, geo))
+
+
+def q2_popular_category_by_year(pin: DataFrame, geo: DataFrame) -> DataFrame:
+    """2. Most popular category per year, 2018-2022: post_year, category, category_count."""
+    return q2_from(_posts(pin, geo))
+
+
+def q3_top_user_per_country(pin: DataFrame, geo: DataFrame) -> DataFrame:
+    """3a. User with the most followers per country: country, poster_name, follower_count."""
+    return q3a_from(_posts(pin, geo))
+
+
+def q3_country_with_top_user(pin: DataFrame, geo: DataFrame) -> DataFrame:
+    """3b. The country whose top user has the most followers, one row: country, follower_count."""
+    return q3b_from(_posts(pin, geo))
+
+
 def q4_popular_category_by_age_group(pin: DataFrame, user: DataFrame) -> DataFrame:
     """4. Most popular category per age group: age_group, category, category_count."""
-    return _most_popular_category(_users(pin, user), AGE_GROUP).orderBy(_age_group_order())
+    return q4_from(_users(pin, user))
 
 
 def q5_median_followers_by_age_group(pin: DataFrame, user: DataFrame) -> DataFrame:
     """5. Median follower count per age group: age_group, median_follower_count."""
-    users = _users(pin, user).filter(F.col(AGE_GROUP).isNotNull())
-    return (
-        _median_followers(users, [AGE_GROUP])
-        .select(AGE_GROUP, MEDIAN_FOLLOWER_COUNT)
-        .orderBy(_age_group_order())
-    )
+    return q5_from(_users(pin, user))
 
 
 def q6_users_joined_by_year(user: DataFrame) -> DataFrame:
@@ -164,36 +208,34 @@ def q6_users_joined_by_year(user: DataFrame) -> DataFrame:
 
 def q7_median_followers_by_join_year(pin: DataFrame, user: DataFrame) -> DataFrame:
     """7. Median follower count by joining year, 2015-2020: post_year, median_follower_count."""
-    users = _users(pin, user).transform(_joined_between)
-    return (
-        _median_followers(users, [POST_YEAR])
-        .select(POST_YEAR, MEDIAN_FOLLOWER_COUNT)
-        .orderBy(POST_YEAR)
-    )
+    return q7_from(_users(pin, user))
 
 
 def q8_median_followers_by_age_group_and_join_year(pin: DataFrame, user: DataFrame) -> DataFrame:
     """8. Median follower count by age group and joining year, 2015-2020."""
-    users = _users(pin, user).transform(_joined_between).filter(F.col(AGE_GROUP).isNotNull())
-    return (
-        _median_followers(users, [AGE_GROUP, POST_YEAR])
-        .select(AGE_GROUP, POST_YEAR, MEDIAN_FOLLOWER_COUNT)
-        .orderBy(_age_group_order(), POST_YEAR)
-    )
+    return q8_from(_users(pin, user))
+
+
+def joined(pin: DataFrame, geo: DataFrame, user: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """The two joins the queries read: posts (pin with geo) and users (user with pin)."""
+    return _posts(pin, geo), _users(pin, user)
+
+
+def answers_from(posts: DataFrame, users: DataFrame, user: DataFrame) -> dict[str, DataFrame]:
+    """All eight answers (query 3 in two parts) from the two joins, in the contract's order."""
+    return {
+        "q1_popular_category_by_country": q1_from(posts),
+        "q2_popular_category_by_year": q2_from(posts),
+        "q3_top_user_per_country": q3a_from(posts),
+        "q3_country_with_top_user": q3b_from(posts),
+        "q4_popular_category_by_age_group": q4_from(users),
+        "q5_median_followers_by_age_group": q5_from(users),
+        "q6_users_joined_by_year": q6_users_joined_by_year(user),
+        "q7_median_followers_by_join_year": q7_from(users),
+        "q8_median_followers_by_age_group_and_join_year": q8_from(users),
+    }
 
 
 def run_all(pin: DataFrame, geo: DataFrame, user: DataFrame) -> dict[str, DataFrame]:
     """All eight answers (query 3 in two parts), keyed by name, in the contract's order."""
-    return {
-        "q1_popular_category_by_country": q1_popular_category_by_country(pin, geo),
-        "q2_popular_category_by_year": q2_popular_category_by_year(pin, geo),
-        "q3_top_user_per_country": q3_top_user_per_country(pin, geo),
-        "q3_country_with_top_user": q3_country_with_top_user(pin, geo),
-        "q4_popular_category_by_age_group": q4_popular_category_by_age_group(pin, user),
-        "q5_median_followers_by_age_group": q5_median_followers_by_age_group(pin, user),
-        "q6_users_joined_by_year": q6_users_joined_by_year(user),
-        "q7_median_followers_by_join_year": q7_median_followers_by_join_year(pin, user),
-        "q8_median_followers_by_age_group_and_join_year": (
-            q8_median_followers_by_age_group_and_join_year(pin, user)
-        ),
-    }
+    return answers_from(*joined(pin, geo, user), user)

@@ -436,7 +436,8 @@ def test_quality_counts_pin(spark: SparkSession) -> None:
         {"index": "x"},
     )
 
-    report = cl.quality_counts(raw_pin, "pin")
+    # The duplicate count is the rows with a usable ind less the rows the cleaner keeps.
+    report = cl.quality_counts(raw_pin, "pin", clean_rows=cl.clean_pin(raw_pin).count())
 
     assert report.schema == cl.QUALITY_SCHEMA
     assert quality(report) == {
@@ -456,7 +457,8 @@ def test_quality_counts_pin(spark: SparkSession) -> None:
 
 def test_quality_counts_unparseable_typed_columns(spark: SparkSession) -> None:
     raw_user = raw(spark, "user", {"age": "old", "date_joined": "yesterday"}, {"age": ""})
-    assert quality(cl.quality_counts(raw_user, "user")) == {
+    kept = cl.clean_user(raw_user).count()
+    assert quality(cl.quality_counts(raw_user, "user", clean_rows=kept)) == {
         (None, cl.RULE_ROWS, None): 2,
         ("ind", cl.RULE_DUPLICATE, None): 1,
         ("age", cl.RULE_BLANK, ""): 1,
