@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pinpipe.benchmarks.measurement import Measurement, bench_settings
+from pinpipe.benchmarks.measurement import Goal, Measurement, bench_settings
 from pinpipe.benchmarks.pipeline import bench_batch, bench_ingest
 from pinpipe.benchmarks.writers import bench_writers
 
@@ -216,7 +216,7 @@ def _max_rate(name: str, steps: list[RateStep]) -> Measurement:
     )
 
 
-BENCHMARKS: dict[str, Callable[[], list[Measurement]]] = {
+BENCHMARKS: dict[str, Callable[[], Sequence[Measurement | Goal]]] = {
     "jars": bench_jars,
     "broker": bench_broker,
     "stack": bench_stack_startup,

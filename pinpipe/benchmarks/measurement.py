@@ -19,6 +19,34 @@ class Measurement:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Goal:
+    """A speed goal: what was measured against its reference, both from the same run.
+
+    It holds when ``measured / reference <= limit`` (a fixed target, such as a latency
+    bound, is a reference of its own with ``limit`` 1).
+    """
+
+    name: str
+    measured: float
+    measured_what: str
+    reference: float
+    reference_what: str
+    limit: float
+    unit: str = "s"
+
+    @property
+    def ratio(self) -> float:
+        return self.measured / self.reference if self.reference else float("inf")
+
+    @property
+    def holds(self) -> bool:
+        return self.ratio <= self.limit
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "ratio": round(self.ratio, 3), "holds": self.holds}
+
+
 def bench_settings(
     tmp: Path, database: str = "pinterest_data_bench", **overrides: object
 ) -> Settings:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
-    from pinpipe.benchmarks.measurement import Measurement
+    from pinpipe.benchmarks.measurement import Goal, Measurement
     from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -409,11 +409,11 @@ def download(settings: Settings, s3: Any, root: Path) -> Download:
 # ---- batch: the timed runs --------------------------------------------------------------------
 @dataclass(frozen=True)
 class JobRun:
-    """One batch job run: wall time, rows read and the Spark jobs it started."""
+    """One batch job run: wall time, rows read and the seconds of each of its phases."""
 
     seconds: float
     rows: int
-    spark_jobs: int
+    phases: dict[str, float]
 
 
 def timed_job(spark: SparkSession, settings: Settings, workdir: Path) -> JobRun:
@@ -423,43 +423,11 @@ def timed_job(spark: SparkSession, settings: Settings, workdir: Path) -> JobRun:
     # The job leaves its inputs and answers cached: clear them so that every run reads for
     # itself and none runs in the memory the previous one left behind.
     spark.catalog.clearCache()
-    group = f"bench-{secrets.token_hex(4)}"
-    spark.sparkContext.setJobGroup(group, "pinpipe bench: batch job")
     started = time.perf_counter()
     result = run(spark, settings, workdir / "batch-report.html")
     seconds = time.perf_counter() - started
-    jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
-    spark.sparkContext.setJobGroup("", "")
     spark.catalog.clearCache()
-    return JobRun(seconds, sum(result.rows_read.values()), jobs)
-
-
-@dataclass(frozen=True)
-class InferredRead:
-    """``spark.read.json`` with schema inference per topic, then a count, as public code does."""
-
-    infer_s: float
-    count_s: float
-    rows: int
-
-    @property
-    def seconds(self) -> float:
-        return self.infer_s + self.count_s
-
-
-def inferred_read(spark: SparkSession, settings: Settings, root: Path) -> InferredRead:
-    """Read each topic's local copy with an inferred schema (one pass), then count (another)."""
-    from services.core.settings import TABLES
-
-    frames = []
-    started = time.perf_counter()
-    for table in TABLES:
-        frames.append(
-            spark.read.json(str(root / "topics" / settings.topics[table] / "partition=0"))
-        )
-    inferred = time.perf_counter() - started
-    rows = sum(df.count() for df in frames)
-    return InferredRead(inferred, time.perf_counter() - started - inferred, rows)
+    return JobRun(seconds, sum(result.rows_read.values()), result.phases)
 
 
 def _check_rows(what: str, rows: int, expected: int) -> None:
@@ -467,120 +435,191 @@ def _check_rows(what: str, rows: int, expected: int) -> None:
         raise RuntimeError(f"{what} read {rows:,} rows, expected {expected:,}")
 
 
-def batch_scenario(
-    spark: SparkSession,
-    settings: Settings,
-    s3: Any,
-    workdir: Path,
-    label: str,
-    posts: int,
-    per_object: int,
-) -> list[Measurement]:
-    """Load the bucket, then time the job, a download, the inferred read and the job's Spark path."""
-    from pinpipe.benchmarks.measurement import Measurement
+def get_all(settings: Settings, threads: int) -> Download:
+    """List like the reader, then GET every object into memory from ``threads`` threads."""
+    from spark.sources.sink_objects import s3_client as reader_client
+
+    s3 = reader_client(settings, threads)
+    started = time.perf_counter()
+    keys = list_all(settings)
+    listed = time.perf_counter() - started
+    with ThreadPoolExecutor(threads) as pool:
+        size = sum(
+            pool.map(
+                lambda k: len(s3.get_object(Bucket=settings.bucket, Key=k)["Body"].read()), keys
+            )
+        )
+    return Download(len(keys), size, listed, time.perf_counter() - started)
+
+
+def explicit_read(spark: SparkSession, settings: Settings, root: Path) -> float:
+    """``spark.read.json`` of each topic's local copy with the table's schema, then a count."""
+    from services.core.settings import TABLES
+    from spark.transformations.schemas import RAW_SCHEMAS
+
+    started = time.perf_counter()
+    rows = 0
+    for table in TABLES:
+        path = root / "topics" / settings.topics[table] / "partition=0"
+        rows += spark.read.schema(RAW_SCHEMAS[table]).json(str(path)).count()
+    seconds = time.perf_counter() - started
+    log.info("explicit read: %d rows in %.1f s", rows, seconds)
+    return seconds
+
+
+# ---- batch: the goals ---------------------------------------------------------------------
+DEMO_POSTS = 1_000  # `make demo`: 1,000 events = 3,000 one-record objects
+GROWTH_ROWS = (10_000, 100_000)  # and the 1,020,000 of the large scenario
+GOAL_DEMO = 3.0
+GOAL_LARGE = 3.0
+GOAL_SMALL_OBJECTS = 1.2
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment under which a new process reads the same settings as ``settings``."""
+    import os
+
+    fields = ("user_id", "state_dir", "db_creds_file", "localstack_port", "warehouse_uri")
+    values = settings.model_dump(include=set(fields))
+    env = {**os.environ, **{f"PINPIPE_{k.upper()}": str(v) for k, v in values.items()}}
+    env.pop("PINPIPE_VERBOSE", None)
+    return env
+
+
+def timed_process(args: list[str], env: dict[str, str]) -> float:
+    """Wall time of a new process, from its start to its exit (which must be 0)."""
+    import subprocess
+
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}… exited {done.returncode}: {done.stderr[-2000:]}")
+    return seconds
+
+
+SESSION_AND_COUNT = """
+from services.core.settings import get_settings
+from spark.session import get_spark
+spark = get_spark(get_settings(), "pinpipe-bench-reference")
+assert spark.range(1000).count() == 1000
+spark.stop()
+"""
+
+
+def demo_goal(settings: Settings, s3: Any, workdir: Path) -> list[Goal | Measurement]:
+    """Goal 1: ``pinpipe batch run`` on the demo's data, as a person runs it (a new process),
+    against a new process that starts the same local Spark session and counts a small
+    DataFrame."""
+    import sys
+
+    from pinpipe.benchmarks.measurement import Goal, Measurement
 
     workdir.mkdir(parents=True)
-    rows = posts * 3
-    started = time.perf_counter()
-    objects = put_objects(s3, settings.bucket, sink_objects(settings, posts, per_object))
-    log.info("%s: put %d objects in %.1f s", label, objects, time.perf_counter() - started)
+    put_objects(s3, settings.bucket, sink_objects(settings, DEMO_POSTS, 1))
     try:
-        boto3_job = timed_job(
-            spark,
-            settings.model_copy(
-                update={"batch_reader": "boto3", "warehouse_uri": str(workdir / "wh-boto3")}
-            ),
-            workdir,
-        )
-        _check_rows("batch job (boto3 reader)", boto3_job.rows, rows)
-        local = workdir / "download"
-        fetched = download(settings, s3, local)
-        inferred = inferred_read(spark, settings, local)
-        _check_rows("spark.read.json", inferred.rows, rows)
-        spark_job = timed_job(
-            spark,
-            settings.model_copy(
-                update={
-                    "batch_reader": "spark",
-                    "batch_source_root": local.as_uri(),
-                    "warehouse_uri": str(workdir / "wh-spark"),
-                }
-            ),
-            workdir,
-        )
-        _check_rows("batch job (spark reader)", spark_job.rows, rows)
-        s3a_job = timed_job(
-            spark,
-            settings.model_copy(
-                update={"batch_reader": "spark", "warehouse_uri": str(workdir / "wh-s3a")}
-            ),
-            workdir,
-        )
-        _check_rows("batch job (spark reader, s3a)", s3a_job.rows, rows)
-        delta_job = timed_job(
-            spark,
-            settings.model_copy(
-                update={"table_writer": "spark-delta", "warehouse_uri": str(workdir / "wh-delta")}
-            ),
-            workdir,
-        )
-        _check_rows("batch job (spark-delta writer)", delta_job.rows, rows)
+        env = settings_env(settings.model_copy(update={"warehouse_uri": str(workdir / "wh")}))
+        reference = timed_process([sys.executable, "-c", SESSION_AND_COUNT], env)
+        pinpipe = str(Path(sys.executable).with_name("pinpipe"))
+        report = workdir / "batch-report.html"
+        job = timed_process([pinpipe, "batch", "run", "--json", "--report", str(report)], env)
     finally:
         empty_bucket(s3, settings.bucket)
-    what = (
-        f"{rows:,} rows in {objects:,} objects ({per_object:,} per object), "
-        f"{fetched.bytes / 1e6:,.0f} MB"
-    )
     return [
-        Measurement(
-            f"{label}: batch job, boto3 reader from S3",
-            boto3_job.seconds,
-            "s",
-            f"{what}; list + GET + parse + clean + 8 queries + Delta writes + report, "
-            f"{boto3_job.spark_jobs} Spark jobs",
+        Goal(
+            "1. demo size: the job ≤ 3x a Spark session + count",
+            job,
+            f"`pinpipe batch run`, new process, {DEMO_POSTS * 3:,} one-record objects",
+            reference,
+            "new process: local Spark session + count(1,000 rows)",
+            GOAL_DEMO,
         ),
-        Measurement(
-            f"{label}: batch job, Spark JSON reader over s3a",
-            s3a_job.seconds,
-            "s",
-            f"s3a://{settings.bucket} on LocalStack (hadoop-aws), delta-rs writer, "
-            f"{s3a_job.spark_jobs} Spark jobs",
-        ),
-        Measurement(
-            f"{label}: batch job, boto3 reader, spark-delta writer",
-            delta_job.seconds,
-            "s",
-            f"Spark's own Delta (delta-spark) writes the tables, {delta_job.spark_jobs} Spark jobs",
-        ),
-        Measurement(
-            f"{label}: download only",
+        Measurement("demo size: batch run (new process)", job, "s", "start to exit"),
+        Measurement("Spark session + count (new process)", reference, "s", "start to exit"),
+    ]
+
+
+def _phases(run: JobRun) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in run.phases.items())
+
+
+def small_objects_goal(
+    spark: SparkSession, settings: Settings, s3: Any, workdir: Path
+) -> list[Goal | Measurement]:
+    """Goal 3: 30,000 one-record objects: the job against GETting every object with the
+    reader's parallelism."""
+    from pinpipe.benchmarks.measurement import Goal, Measurement
+    from spark.sources.sink_objects import FETCH_THREADS
+
+    workdir.mkdir(parents=True)
+    objects = put_objects(s3, settings.bucket, sink_objects(settings, SMALL_POSTS, 1))
+    try:
+        job = timed_job(spark, settings.model_copy(update={"warehouse_uri": str(workdir)}), workdir)
+        _check_rows("batch job", job.rows, SMALL_POSTS * 3)
+        fetched = get_all(settings, FETCH_THREADS)
+    finally:
+        empty_bucket(s3, settings.bucket)
+    return [
+        Goal(
+            "3. 30,000 one-record objects: the job ≤ 1.2x GET of every object",
+            job.seconds,
+            f"batch job, {objects:,} objects, warm session",
             fetched.seconds,
-            "s",
-            f"list ({fetched.list_s:.1f} s) + {DOWNLOAD_THREADS} threads GET to local disk",
+            f"list + GET every object, {FETCH_THREADS} threads",
+            GOAL_SMALL_OBJECTS,
         ),
         Measurement(
-            f"{label}: spark.read.json, inferred schema, + count",
-            inferred.seconds,
-            "s",
-            f"local copy; inference {inferred.infer_s:.1f} s + count {inferred.count_s:.1f} s "
-            "(public implementations' read; no s3a here)",
-        ),
-        Measurement(
-            f"{label}: public approach = download + inferred read + count",
-            fetched.seconds + inferred.seconds,
-            "s",
-            "sum of the two rows above; without their cleaning and queries",
-        ),
-        Measurement(
-            f"{label}: batch job, Spark JSON reader on local copy",
-            spark_job.seconds,
-            "s",
-            f"explicit schema, file://, {spark_job.spark_jobs} Spark jobs; + download = "
-            f"{fetched.seconds + spark_job.seconds:.0f} s; + download + inference = "
-            f"{fetched.seconds + inferred.infer_s + spark_job.seconds:.0f} s (the public "
-            "approach with this job's cleaning and queries)",
+            "30,000 one-record objects: batch job", job.seconds, "s", f"phases: {_phases(job)}"
         ),
     ]
+
+
+def growth(
+    spark: SparkSession, settings: Settings, s3: Any, workdir: Path
+) -> list[Goal | Measurement]:
+    """Goals 2 and 5: the job at 10k, 100k and 1.02M rows (large objects), the last against
+    a download + ``spark.read.json`` with the explicit schema + count of the same bucket."""
+    from pinpipe.benchmarks.measurement import Goal, Measurement
+
+    found: list[Goal | Measurement] = []
+    for rows in (*GROWTH_ROWS, LARGE_POSTS * 3):
+        posts = -(-rows // 3)
+        folder = workdir / f"rows-{rows}"
+        folder.mkdir(parents=True)
+        objects = put_objects(
+            s3, settings.bucket, sink_objects(settings, posts, LARGE_OBJECT_RECORDS)
+        )
+        try:
+            job = timed_job(
+                spark, settings.model_copy(update={"warehouse_uri": str(folder / "wh")}), folder
+            )
+            _check_rows("batch job", job.rows, posts * 3)
+            found.append(
+                Measurement(
+                    f"5. cost growth: batch job, {posts * 3:,} rows",
+                    job.seconds,
+                    "s",
+                    f"{objects} objects; phases: {_phases(job)}",
+                )
+            )
+            if posts == LARGE_POSTS:
+                fetched = download(settings, s3, folder / "download")
+                read = explicit_read(spark, settings, folder / "download")
+                found.insert(
+                    0,
+                    Goal(
+                        "2. 1M rows in 102 objects: the job ≤ 3x download + read + count",
+                        job.seconds,
+                        f"batch job, {posts * 3:,} rows in {objects} objects, warm session",
+                        fetched.seconds + read,
+                        f"download {fetched.seconds:.1f} s ({fetched.bytes / 1e6:,.0f} MB) + "
+                        f"read.json, explicit schema, + count {read:.1f} s",
+                        GOAL_LARGE,
+                    ),
+                )
+        finally:
+            empty_bucket(s3, settings.bucket)
+    return found
 
 
 def warm_up(spark: SparkSession, settings: Settings, s3: Any, workdir: Path) -> None:
@@ -593,8 +632,9 @@ def warm_up(spark: SparkSession, settings: Settings, s3: Any, workdir: Path) -> 
         empty_bucket(s3, settings.bucket)
 
 
-def bench_batch() -> list[Measurement]:
-    """The batch job on 30,000 one-record objects and on 1M rows in large objects."""
+def bench_batch() -> list[Goal | Measurement]:
+    """The batch job's speed goals: demo size in a new process; 30,000 one-record objects;
+    10k, 100k and 1M rows in large objects (the last against a plain read)."""
     from pinpipe.benchmarks.measurement import bench_settings
     from services.stack.native_stack import NativeStack
     from spark.session import get_spark
@@ -606,24 +646,19 @@ def bench_batch() -> list[Measurement]:
         try:
             stack.up()
             s3 = s3_client(settings, max(PUT_THREADS, DOWNLOAD_THREADS))
-            spark = get_spark(settings, "pinpipe-bench-batch")
             try:
-                warm_up(spark, settings, s3, work / "warm-up")
-                small = batch_scenario(
-                    spark, settings, s3, work / "small", "(a) flush.size=1", SMALL_POSTS, 1
-                )
-                large = batch_scenario(
-                    spark,
-                    settings,
-                    s3,
-                    work / "large",
-                    "(b) large objects",
-                    LARGE_POSTS,
-                    LARGE_OBJECT_RECORDS,
-                )
+                demo = demo_goal(settings, s3, work / "demo")
+                spark = get_spark(settings, "pinpipe-bench-batch")
+                try:
+                    warm_up(spark, settings, s3, work / "warm-up")
+                    small = small_objects_goal(spark, settings, s3, work / "small")
+                    large = growth(spark, settings, s3, work / "growth")
+                finally:
+                    spark.stop()
             finally:
-                spark.stop()
                 drop_bucket(settings)
-            return [*small, *large]
+            goals = [g for g in (*demo, *large, *small) if isinstance(g, Goal)]
+            goals.sort(key=lambda g: g.name)
+            return [*goals, *(m for m in (*demo, *small, *large) if not isinstance(m, Goal))]
         finally:
             stack.down()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pinpipe.cli.output import JsonOpt, console, err_console, friendly_errors
+
+if TYPE_CHECKING:
+    from pinpipe.benchmarks.measurement import Goal
 
 
 @friendly_errors
@@ -28,12 +31,17 @@ def bench(
         raise typer.BadParameter(
             f"unknown benchmark {unknown[0]}; choose from {', '.join(BENCHMARKS)}"
         )
-    results = []
+    from pinpipe.benchmarks.measurement import Goal, Measurement
+
+    found: list[Measurement | Goal] = []
     for name in names:
         with err_console.status(f"bench: {name}…"):
-            results += BENCHMARKS[name]()
+            found += BENCHMARKS[name]()
+    results = [r for r in found if isinstance(r, Measurement)]
+    goals = [r for r in found if isinstance(r, Goal)]
     if as_json:
-        sys.stdout.write(json.dumps([r.__dict__ for r in results]) + "\n")
+        out = [r.__dict__ for r in results] + [{"goal": True, **g.as_dict()} for g in goals]
+        sys.stdout.write(json.dumps(out) + "\n")
         return
     table = Table(title="pinpipe bench", title_justify="left")
     for col, justify in (
@@ -47,4 +55,35 @@ def bench(
         table.add_row(
             r.name, f"{r.value:,.2f}" if r.value < 100 else f"{r.value:,.0f}", r.unit, r.note
         )
-    console.print(table)
+    if results:
+        console.print(table)
+    if goals:
+        console.print(goal_table(goals))
+
+
+def _number(value: float) -> str:
+    return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def goal_table(goals: list[Goal]) -> Table:
+    """Each goal's two sides, their ratio, the limit and whether it holds."""
+    table = Table(title="speed goals (both sides from this run)", title_justify="left")
+    for col, justify in (
+        ("goal", "left"),
+        ("measured", "right"),
+        ("reference", "right"),
+        ("ratio", "right"),
+        ("limit", "right"),
+        ("holds", "center"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for g in goals:
+        table.add_row(
+            g.name,
+            f"{_number(g.measured)} {g.unit}\n[dim]{g.measured_what}[/]",
+            f"{_number(g.reference)} {g.unit}\n[dim]{g.reference_what}[/]",
+            f"{g.ratio:.2f}",
+            f"≤ {g.limit:g}",
+            "[green]yes[/]" if g.holds else "[red]no[/]",
+        )
+    return table

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +24,10 @@ if __package__ in (None, ""):  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from services.core.errors import PrerequisiteError
 from services.core.settings import TABLES, Settings, TableName, settings_with
 from services.core.sink_keys import SinkKeys
 from spark.sinks.report import write_report
@@ -33,10 +35,12 @@ from spark.sinks.tables import write_table
 from spark.sources.loading import CORRUPT, SOURCE, load_raw_tables
 from spark.transformations.cleaning import (
     CLEANERS,
+    QUALITY_SCHEMA,
     REASON,
     RULE_QUARANTINED,
     RULE_ROWS,
-    quality_counts,
+    quality_aggregates,
+    quality_rows,
     split_quarantine,
 )
 from spark.transformations.queries import answers_from, joined
@@ -97,17 +101,6 @@ def quarantined_rows(raw: DataFrame, table: TableName) -> DataFrame:
     return malformed.unionByName(bad)
 
 
-def malformed_counts(raw: DataFrame, table: TableName) -> DataFrame:
-    """The quality row of records that were not JSON objects of the table's shape."""
-    return raw.agg(
-        F.lit(table).alias("table"),
-        F.lit(None).cast("string").alias("column"),
-        F.lit(RULE_QUARANTINED).alias("rule"),
-        F.lit(MALFORMED).alias("value"),
-        F.count_if(F.col(CORRUPT).isNotNull()).cast("long").alias("count"),
-    )
-
-
 class Phases:
     """Wall time per step of a run, in order: where a run's seconds go."""
 
@@ -132,24 +125,51 @@ def _in_parallel(work: Mapping[str, Callable[[], T]]) -> dict[str, T]:
 
 
 def run(spark: SparkSession, settings: Settings, report_path: Path | None = None) -> BatchResult:
+    """Load, clean, query, write every table and the report (see ``_run``).
+
+    The boto3 reader fetches the bucket into a spool folder on the driver's disk, removed
+    when the run ends.
+    """
+    if settings.batch_reader == "boto3" and not (spark.sparkContext.master or "").startswith(
+        "local"
+    ):
+        raise PrerequisiteError(
+            "--reader boto3 fetches the bucket to the driver's disk, which only a local "
+            f"session reads (master is {spark.sparkContext.master}): use --reader spark."
+        )
+    with tempfile.TemporaryDirectory(prefix="pinpipe-batch-spool-") as spool:
+        return _run(spark, settings, report_path, Path(spool))
+
+
+def _run(
+    spark: SparkSession, settings: Settings, report_path: Path | None, spool: Path
+) -> BatchResult:
     """Load, clean, query, write every table and the report.
 
-    Every input row is parsed once (the raw tables are cached), each cleaned table is
-    computed once (cached, then collected as Arrow for delta-rs or written by Spark), the
-    quality figures of all three tables are one aggregation, and the answers come from two
-    cached joins (posts with their geolocation, users with their post).
+    Every input row is parsed once (the raw tables are cached); each cleaned table is
+    computed once (cached, then collected as Arrow for delta-rs or written by Spark), and
+    the quality figures are observed in that same pass (``DataFrame.observe``); the answers
+    come from two cached joins (posts with their geolocation, users with their post).
     """
     started = time.perf_counter()
     phase = Phases()
     result = BatchResult(phases=phase.seconds)
     arrow = settings.table_writer == "delta-rs"
     with phase("read"):
-        raw = {t: df.cache() for t, df in load_raw_tables(spark, settings).items()}
-        wellformed = {
-            t: raw[t].filter(F.col(CORRUPT).isNull()).drop(CORRUPT, SOURCE) for t in TABLES
+        raw = {t: df.cache() for t, df in load_raw_tables(spark, settings, spool).items()}
+        malformed = {t: Observation() for t in TABLES}
+        checked = {t: Observation() for t in TABLES}
+        clean = {
+            t: CLEANERS[t](
+                raw[t]
+                .observe(malformed[t], F.count_if(F.col(CORRUPT).isNotNull()).alias("malformed"))
+                .filter(F.col(CORRUPT).isNull())
+                .drop(CORRUPT, SOURCE)
+                .observe(checked[t], *quality_aggregates(t))
+            ).cache()
+            for t in TABLES
         }
-        clean = {t: CLEANERS[t](wellformed[t]).cache() for t in TABLES}
-        # The first table's action reads the bucket (every topic in one scan for boto3).
+        # The first table's action reads the spool (and, for boto3, has fetched the bucket).
         first = TABLES[0]
         clean_rows: dict[str, Any] = {first: _materialise(clean[first], arrow)}
     with phase("clean tables"):
@@ -167,33 +187,26 @@ def run(spark: SparkSession, settings: Settings, report_path: Path | None = None
                 for t in TABLES
             }
         )
-    with phase("quarantine and quality"):
+    with phase("quarantine"):
         quarantine = reduce(DataFrame.unionByName, (quarantined_rows(raw[t], t) for t in TABLES))
-        profiles = [
-            frame
-            for t in TABLES
-            for frame in (
-                quality_counts(wellformed[t], t, clean_rows=result.rows_clean[t]),
-                malformed_counts(raw[t], t),
-            )
-        ]
-        done: dict[str, Any] = _in_parallel(
-            {
-                "quarantine": partial(
-                    write_table, quarantine, settings, settings.batch_quarantine_table
-                ),
-                "quality": reduce(DataFrame.unionByName, profiles).toPandas,
-            }
+        result.tables["quarantine"] = write_table(
+            quarantine, settings, settings.batch_quarantine_table
         )
-        result.tables["quarantine"] = done["quarantine"]
-        result.quality = done["quality"]
-        for row in result.quality.to_dict("records"):
-            table, count = row["table"], int(row["count"])
-            # Read: the well-formed rows the aggregation saw, and the malformed ones.
-            if row["rule"] == RULE_ROWS or row["value"] == MALFORMED:
-                result.rows_read[table] = result.rows_read.get(table, 0) + count
-            if row["rule"] == RULE_QUARANTINED and count:
-                result.quarantined.setdefault(table, {})[row["value"]] = count
+    rows: list[dict[str, Any]] = []
+    for t in TABLES:
+        bad = int(malformed[t].get["malformed"])
+        rows += quality_rows(t, checked[t].get, result.rows_clean[t])
+        rows.append(
+            {"table": t, "column": None, "rule": RULE_QUARANTINED, "value": MALFORMED, "count": bad}
+        )
+    result.quality = pd.DataFrame(rows, columns=QUALITY_SCHEMA.fieldNames())
+    for row in rows:
+        table, count = row["table"], row["count"]
+        # Read: the well-formed rows the checks saw, and the malformed ones.
+        if row["rule"] == RULE_ROWS or row["value"] == MALFORMED:
+            result.rows_read[table] = result.rows_read.get(table, 0) + count
+        if row["rule"] == RULE_QUARANTINED and count:
+            result.quarantined.setdefault(table, {})[row["value"]] = count
     with phase("answers"):
         posts, users = joined(clean["pin"], clean["geo"], clean["user"])
         posts, users = posts.cache(), users.cache()

@@ -10,6 +10,7 @@ shape).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -80,19 +81,25 @@ def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> Dat
     return parse_lines(_lines(objects).select("key", "line", "value"), table)
 
 
-def load_raw_tables(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
+def load_raw_tables(
+    spark: SparkSession, settings: Settings, spool: Path | None = None
+) -> dict[str, DataFrame]:
     """Raw records of the three tables, read with the configured reader.
 
     The boto3 reader lists and fetches every topic's objects on the driver in one pass
-    (``sink_objects.fetch_objects``) and hands them to Spark as Arrow; their lines are
-    cached, so the per-object cost is paid once however many actions follow.
+    (``sink_objects.fetch_objects``) into ``spool``, a folder the caller removes once it is
+    done with the tables, so each object is fetched once however many actions follow.
     """
     if settings.batch_reader == "spark":
         return {t: _read_with_spark(spark, settings, t) for t in settings.topics}
-    objects = fetch_objects(
-        settings, {table: topic_prefix(settings, table) for table in settings.topics}
+    if spool is None:
+        raise ValueError("the boto3 reader needs a spool folder for the fetched objects")
+    fetch_objects(
+        settings, {table: topic_prefix(settings, table) for table in settings.topics}, spool
     )
-    lines = _lines(spark.createDataFrame(objects)).drop("body").cache()
+    # Not cached: the spool is on local disk, and it holds each table's objects in row
+    # groups of their own, so a table's read skips the others' (Parquet statistics).
+    lines = _lines(spark.read.parquet(spool.as_uri())).drop("body")
     return {
         table: parse_lines(lines.filter(F.col("name") == table), table) for table in settings.topics
     }

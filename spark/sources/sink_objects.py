@@ -2,28 +2,33 @@
 
 With ``flush.size=1`` the sink writes one object per record, so per-object latency, not
 bytes, decides the speed: the driver lists every ``partition=N/`` folder in parallel and
-GETs the objects from one thread pool, one connection per thread. The result is one Arrow
-row per object (its table, key and body), which Spark takes as it is and splits into lines
-(``loading.py``); the driver never touches a line.
+GETs the objects from one thread pool, one connection per thread, into a local Parquet
+spool (one row per object: its table, key and body), which Spark reads and splits into
+lines (``loading.py``); the driver never touches a line. The spool is on the driver's disk,
+so this reader is for a local session (the native runtime); a cluster reads the bucket with
+``--reader spark``.
 
-Measured against a Spark Python data source that did the same GETs in Spark tasks
-(``make bench --only batch``): as fast once warm, but the data source's Python workers
-cost 4-5 s in a new session, most of a small job's time.
+Measured against a Spark Python data source that did the same GETs in Spark tasks: as fast
+once warm, but its Python workers cost 4-5 s in a new session, most of a small job's time.
+Handing the objects to ``createDataFrame`` instead of a spool puts them inside the tasks:
+1M rows made 250 MB tasks and ran the driver out of memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from pathlib import Path
 
     from services.core.settings import Settings
 
 # GETs in flight: LocalStack on 2 cores serves most with about 16, S3 with many more.
 FETCH_THREADS = 16
+# Bytes of objects per row group of the spool: Spark splits the spool between row groups.
+SPOOL_CHUNK_BYTES = 16 * 2**20
 
 
 def s3_client(settings: Settings, connections: int) -> Any:
@@ -70,32 +75,60 @@ def list_keys(client: Any, bucket: str, prefixes: Iterable[str]) -> list[str]:
 
 
 def fetch_objects(
-    settings: Settings, prefixes: dict[str, str], threads: int = FETCH_THREADS
-) -> pa.Table:
-    """Every object under each name's prefix: columns ``name``, ``key`` and ``body`` (text).
+    settings: Settings, prefixes: dict[str, str], spool: Path, threads: int = FETCH_THREADS
+) -> int:
+    """GET every object under each name's prefix into a Parquet file in ``spool``: columns
+    ``name``, ``key`` and ``body`` (text). Returns how many objects.
 
-    A body that is not UTF-8 keeps its readable lines (undecodable bytes become U+FFFD),
-    so the bad record is quarantined as malformed rather than failing the run.
+    Objects are fetched and written a chunk at a time (about ``SPOOL_CHUNK_BYTES``, one row
+    group each), so the driver holds one chunk, never the bucket, and Spark reads the file
+    in as many splits as it has cores. A body that is not UTF-8 keeps its readable lines
+    (undecodable bytes become U+FFFD): the bad record is quarantined as malformed.
     """
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     client = s3_client(settings, threads)
     bucket = settings.bucket
     with ThreadPoolExecutor(max_workers=max(1, len(prefixes))) as pool:
-        found = pool.map(lambda prefix: list_keys(client, bucket, [prefix]), prefixes.values())
-        listed = [(name, key) for name, keys in zip(prefixes, found, strict=True) for key in keys]
+        found = pool.map(lambda prefix: list_objects(client, bucket, prefix), prefixes.values())
+        listed = [(name, obj) for name, objs in zip(prefixes, found, strict=True) for obj in objs]
 
     def get(key: str) -> str:
         body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         return body.decode("utf-8", errors="replace")
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        bodies = list(pool.map(get, [key for _, key in listed]))
-    return pa.table(
-        {
-            "name": pa.array([name for name, _ in listed], pa.string()),
-            "key": pa.array([key for _, key in listed], pa.string()),
-            # large_string: a million rows in a few objects pass 2 GiB of text in one column.
-            "body": pa.array(bodies, pa.large_string()),
-        }
-    )
+    schema = pa.schema([("name", pa.string()), ("key", pa.string()), ("body", pa.large_string())])
+    spool.mkdir(parents=True, exist_ok=True)
+    with (
+        ThreadPoolExecutor(max_workers=threads) as pool,
+        pq.ParquetWriter(spool / "objects.parquet", schema, compression="none") as writer,
+    ):
+        # A chunk never mixes two names, so a name's reader skips the others' row groups.
+        for chunk in _chunks(listed):
+            keys = [key for _, (key, _) in chunk]
+            bodies = list(pool.map(get, keys))
+            names = [name for name, _ in chunk]
+            writer.write_table(pa.table([names, keys, bodies], schema=schema))
+        if not listed:
+            writer.write_table(schema.empty_table())
+    return len(listed)
+
+
+def _chunks(
+    listed: list[tuple[str, tuple[str, int]]],
+) -> Iterator[list[tuple[str, tuple[str, int]]]]:
+    """Consecutive runs of one name's objects, about ``SPOOL_CHUNK_BYTES`` each (listed size)."""
+    chunk: list[tuple[str, tuple[str, int]]] = []
+    size = 0
+    for item in listed:
+        if chunk and chunk[-1][0] != item[0]:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[1][1]
+        if size >= SPOOL_CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk

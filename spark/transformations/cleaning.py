@@ -280,6 +280,8 @@ RULE_DUPLICATE: Final = "duplicate"
 RULE_SENTINEL: Final = "sentinel"
 RULE_BLANK: Final = "blank"
 RULE_UNPARSEABLE: Final = "unparseable"
+# Rows with a usable ind: not a figure of the report, the duplicate count derives from it.
+_RULE_KEPT: Final = "kept"
 
 QUALITY_SCHEMA: Final = StructType(
     [
@@ -292,29 +294,39 @@ QUALITY_SCHEMA: Final = StructType(
 )
 
 
-def quality_counts(raw_df: DataFrame, table: Table, clean_rows: int) -> DataFrame:
-    """What cleaning ``raw_df`` does, one row per (column, rule, value) with its count.
+@dataclass(frozen=True)
+class QualityCheck:
+    """One figure of the quality report: an aggregate over the raw rows of one table."""
 
-    Rows: all input rows; quarantined rows per reason; duplicate rows dropped (the rows with
-    a usable ind less ``clean_rows``, the rows the cleaner kept: no distinct count needed);
-    per column, each sentinel and blank value nulled; per typed column, values that were not
-    placeholders yet failed to parse. One aggregation over the raw rows, no shuffle.
+    column: str | None
+    rule: str
+    value: str | None
+    count: Column
+
+
+def quality_checks(table: Table) -> list[QualityCheck]:
+    """The aggregates behind ``quality_rows``: every one a count over the raw rows.
+
+    Rows: all input rows; quarantined rows per reason; rows with a usable ind (the duplicate
+    count is those less the rows the cleaner keeps, so no distinct count is needed); per
+    column, each sentinel and blank value nulled; per typed column, values that were not
+    placeholders yet failed to parse. No distinct, no shuffle: the batch job computes them
+    with ``DataFrame.observe`` while it cleans, in the same pass.
     """
     rules = _RULES[table]
     reason = _quarantine_reason(rules.key)
-
-    metrics: list[tuple[str | None, str, str | None, Column]] = [
-        (None, RULE_ROWS, None, F.count(F.lit(1))),
+    checks = [
+        QualityCheck(None, RULE_ROWS, None, F.count(F.lit(1))),
         *(
-            (rules.key, RULE_QUARANTINED, why, F.count_if(reason == why))
+            QualityCheck(rules.key, RULE_QUARANTINED, why, F.count_if(reason == why))
             for why in (REJECT_MISSING_IND, REJECT_NON_INTEGER_IND)
         ),
-        (IND, RULE_DUPLICATE, None, F.count_if(reason.isNull()) - F.lit(clean_rows)),
+        QualityCheck(IND, _RULE_KEPT, None, F.count_if(reason.isNull())),
     ]
     null_values = rules.null_values()
     for name, values in null_values.items():
-        metrics.extend(
-            (
+        checks.extend(
+            QualityCheck(
                 name,
                 RULE_BLANK if value in c.BLANKS else RULE_SENTINEL,
                 value,
@@ -325,17 +337,41 @@ def quality_counts(raw_df: DataFrame, table: Table, clean_rows: int) -> DataFram
     for name, parse in rules.parsers.items():
         raw = F.col(name)
         failed = raw.isNotNull() & ~raw.isin(*null_values[name]) & parse(raw).isNull()
-        metrics.append((name, RULE_UNPARSEABLE, None, F.count_if(failed)))
+        checks.append(QualityCheck(name, RULE_UNPARSEABLE, None, F.count_if(failed)))
+    return checks
 
-    rows = [
-        F.struct(
-            F.lit(table).alias("table"),
-            F.lit(column).cast(StringType()).alias("column"),
-            F.lit(rule).alias("rule"),
-            F.lit(value).cast(StringType()).alias("value"),
-            count.cast(LongType()).alias("count"),
+
+def quality_aggregates(table: Table) -> list[Column]:
+    """``quality_checks`` as named aggregate columns (``q0``, ``q1``…), for ``agg`` or ``observe``."""
+    return [check.count.alias(f"q{i}") for i, check in enumerate(quality_checks(table))]
+
+
+def quality_rows(
+    table: Table, values: Mapping[str, int], clean_rows: int
+) -> list[dict[str, object]]:
+    """The report's rows (``QUALITY_SCHEMA``) from the aggregates' values and the clean count."""
+    rows: list[dict[str, object]] = []
+    for i, check in enumerate(quality_checks(table)):
+        count = int(values[f"q{i}"])
+        rule = check.rule
+        if rule == _RULE_KEPT:  # kept rows less the cleaned ones: the duplicates dropped
+            rule, count = RULE_DUPLICATE, count - clean_rows
+        rows.append(
+            {
+                "table": table,
+                "column": check.column,
+                "rule": rule,
+                "value": check.value,
+                "count": count,
+            }
         )
-        for column, rule, value, count in metrics
-    ]
-    metrics_row = raw_df.agg(F.array(*rows).alias("metrics"))
-    return metrics_row.select(F.inline("metrics")).select(*QUALITY_SCHEMA.fieldNames())
+    return rows
+
+
+def quality_counts(raw_df: DataFrame, table: Table, clean_rows: int) -> DataFrame:
+    """What cleaning ``raw_df`` does, one row per (column, rule, value) with its count, as a
+    DataFrame (one aggregation; see ``quality_checks``)."""
+    values = raw_df.agg(*quality_aggregates(table)).first()
+    assert values is not None
+    rows = quality_rows(table, values.asDict(), clean_rows)
+    return raw_df.sparkSession.createDataFrame(rows, QUALITY_SCHEMA)

@@ -72,14 +72,22 @@ def _most_popular_category(df: DataFrame, group: str) -> DataFrame:
 
 
 def _posts(pin: DataFrame, geo: DataFrame) -> DataFrame:
-    """Posts with their geolocation, ``post_year`` from the geo timestamp."""
-    return pin.join(geo, on=IND, how="inner").withColumn(POST_YEAR, F.year("timestamp"))
+    """Posts with their geolocation, ``post_year`` from the geo timestamp.
+
+    Only the columns the queries read: the join (and a job's cache of it) stays narrow.
+    """
+    return (
+        pin.select(IND, "category", "poster_name", FOLLOWER_COUNT)
+        .join(geo.select(IND, "country", "timestamp"), on=IND, how="inner")
+        .withColumn(POST_YEAR, F.year("timestamp"))
+    )
 
 
 def _users(pin: DataFrame, user: DataFrame) -> DataFrame:
     """Users with their post's follower count, age group and ``post_year`` of joining."""
     return (
-        user.join(pin, on=IND, how="inner")
+        user.select(IND, "age", "date_joined")
+        .join(pin.select(IND, "category", FOLLOWER_COUNT), on=IND, how="inner")
         .withColumn(AGE_GROUP, age_group(F.col("age")))
         .withColumn(POST_YEAR, F.year("date_joined"))
     )

@@ -135,7 +135,7 @@ def write_sink_layout(settings: Settings, events: list[Event], per_object: int =
 
 
 def test_batch_and_streaming_paths_clean_the_same_input_to_the_same_rows(
-    spark: SparkSession, stream_settings: Settings, running_query: Any
+    spark: SparkSession, stream_settings: Settings, running_query: Any, tmp_path: Path
 ) -> None:
     settings = stream_settings
     events = sample(settings, 120, seed=5)  # draws with replacement: some posts twice
@@ -145,7 +145,7 @@ def test_batch_and_streaming_paths_clean_the_same_input_to_the_same_rows(
     post(settings, events[60:], base64_data=True)
 
     batch: dict[str, list[dict[str, Any]]] = {}
-    raw_tables = load_raw_tables(spark, settings)
+    raw_tables = load_raw_tables(spark, settings, tmp_path)
     for table in TABLES:
         raw = raw_tables[table]
         wellformed = raw.filter(F.col(CORRUPT).isNull()).drop(CORRUPT, SOURCE)
@@ -160,7 +160,7 @@ def test_batch_and_streaming_paths_clean_the_same_input_to_the_same_rows(
 
 
 def test_batch_and_streaming_keep_the_same_row_of_conflicting_duplicates_in_either_order(
-    spark: SparkSession, stream_settings: Settings, running_query: Any
+    spark: SparkSession, stream_settings: Settings, running_query: Any, tmp_path: Path
 ) -> None:
     """Per ind, the first record by source position wins on both paths."""
     settings = stream_settings
@@ -182,7 +182,7 @@ def test_batch_and_streaming_keep_the_same_row_of_conflicting_duplicates_in_eith
             Key=f"topics/{topic}/partition=0/{topic}+0+{offset:010d}.json",
             Body="\n".join(json.dumps(r, default=str) for r in rows).encode(),
         )
-    raw = load_raw_tables(spark, settings)["pin"]
+    raw = load_raw_tables(spark, settings, tmp_path)["pin"]
     batch = CLEANERS["pin"](raw.filter(F.col(CORRUPT).isNull()).drop(CORRUPT, SOURCE))
     kept = {r["ind"]: r["title"] for r in batch.collect()}
     assert kept == {x["index"]: "alpha", y["index"]: "omega"}
