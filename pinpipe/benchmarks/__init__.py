@@ -140,22 +140,30 @@ def bench_seed(posts: int = 1_000_000) -> list[Measurement]:
 
 # ---- stream -------------------------------------------------------------------------------
 STREAM_STEADY_RATE = 10.0
+STREAM_CEILING_RATE = 40.0  # about what API Gateway -> Kinesis takes here
 STREAM_RAMP = (10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0)
+STREAM_TRIGGER_S = 1.0
+GOAL_P95_S = 3.0
+GOAL_BATCH_SHARE = 0.5  # "well under its trigger": at most half of it
 
 
 def bench_stream(
     steady_rate: float = STREAM_STEADY_RATE,
-    steady_seconds: float = 40.0,
+    steady_seconds: float = 60.0,
+    ceiling_rate: float = STREAM_CEILING_RATE,
+    ceiling_seconds: float = 300.0,
     ramp: tuple[float, ...] = STREAM_RAMP,
     step_seconds: float = 30.0,
-) -> list[Measurement]:
-    """Streaming latency (PUT through API Gateway to row in Delta) and the max sustained rate."""
-    from pinpipe.benchmarks.streaming_latency import measure
+) -> list[Measurement | Goal]:
+    """Streaming latency (PUT through API Gateway to row in Delta), micro-batch time, five
+    minutes at the API's ceiling, and the max sustained rate."""
+    from pinpipe.benchmarks.streaming_latency import GROWTH_FACTOR, measure
     from services.stack.native_stack import NativeStack
     from spark.session import get_spark
 
+    trigger = STREAM_TRIGGER_S
     with tempfile.TemporaryDirectory(prefix="pinpipe-bench-") as tmp:
-        settings = bench_settings(Path(tmp), seed_posts=5_000, stream_trigger_seconds=1.0)
+        settings = bench_settings(Path(tmp), seed_posts=5_000, stream_trigger_seconds=trigger)
         stack = NativeStack(settings)
         try:
             stack.up()  # seeds the bench database when it is empty
@@ -168,6 +176,7 @@ def bench_stream(
 
             run("warmup", steady_rate, 10.0)  # the JVM's first batches are slow
             steady = run("steady", steady_rate, steady_seconds)
+            ceiling = run("ceiling", ceiling_rate, ceiling_seconds)
             ramp_steps: list[RateStep] = []
             direct = False
             for rate in ramp:
@@ -182,14 +191,54 @@ def bench_stream(
         finally:
             stack.down()
     rows = len(steady.latencies)
+    early, late = ceiling.halves()
+    allowed = early * GROWTH_FACTOR + trigger
+    unseen = f"; {ceiling.unseen} rows never visible" if ceiling.unseen else ""
     return [
+        Goal(
+            f"4a. stream p95 latency @ {steady_rate:g} events/s ≤ {GOAL_P95_S:g} s",
+            steady.percentile(95),
+            f"PUT via API Gateway → row in Delta, {rows} rows, {trigger:g} s trigger",
+            GOAL_P95_S,
+            "the goal",
+            1.0,
+        ),
+        Goal(
+            f"4b. micro-batch @ {steady_rate:g} events/s well under its trigger",
+            steady.batch_percentile(95),
+            f"p95 of {len(steady.batch_seconds)} micro-batches (triggerExecution)",
+            trigger,
+            "the trigger interval",
+            GOAL_BATCH_SHARE,
+        ),
+        Goal(
+            f"4c. {ceiling_seconds / 60:g} min @ {ceiling_rate:g} events/s: latency bounded",
+            late if not ceiling.unseen else float("inf"),
+            f"median latency, later half (earlier half {early:.2f} s; "
+            f"{ceiling.achieved:.1f} events/s taken){unseen}",
+            allowed,
+            f"{GROWTH_FACTOR:g} x the earlier half + one trigger",
+            1.0,
+        ),
         Measurement(
             f"stream latency p50 @ {steady_rate:g} events/s",
             steady.percentile(50),
             "s",
-            f"PUT via API Gateway → row in Delta; {rows} rows, 1 s trigger",
+            f"PUT via API Gateway → row in Delta; {rows} rows, {trigger:g} s trigger",
         ),
         Measurement(f"stream latency p95 @ {steady_rate:g} events/s", steady.percentile(95), "s"),
+        Measurement(
+            f"micro-batch p50 / p95 @ {steady_rate:g} events/s",
+            steady.batch_percentile(50),
+            "s",
+            f"p95 {steady.batch_percentile(95):.2f} s",
+        ),
+        Measurement(
+            f"stream latency p95 @ {ceiling.achieved:.0f} events/s, {ceiling_seconds:g} s",
+            ceiling.percentile(95),
+            "s",
+            f"micro-batch p95 {ceiling.batch_percentile(95):.2f} s",
+        ),
         _max_rate("stream max sustained rate (via API)", [s for s in ramp_steps if not s.direct]),
         _max_rate("stream max sustained rate (job)", ramp_steps),
     ]

@@ -520,9 +520,21 @@ def demo_goal(settings: Settings, s3: Any, workdir: Path) -> list[Goal | Measure
     try:
         env = settings_env(settings.model_copy(update={"warehouse_uri": str(workdir / "wh")}))
         reference = timed_process([sys.executable, "-c", SESSION_AND_COUNT], env)
-        pinpipe = str(Path(sys.executable).with_name("pinpipe"))
         report = workdir / "batch-report.html"
-        job = timed_process([pinpipe, "batch", "run", "--json", "--report", str(report)], env)
+        # As `pinpipe demo` runs its batch step: a `pinpipe` process of its own.
+        job = timed_process(
+            [
+                sys.executable,
+                "-m",
+                "pinpipe.cli",
+                "batch",
+                "run",
+                "--json",
+                "--report",
+                str(report),
+            ],
+            env,
+        )
     finally:
         empty_bucket(s3, settings.bucket)
     return [
@@ -635,7 +647,7 @@ def warm_up(spark: SparkSession, settings: Settings, s3: Any, workdir: Path) -> 
 def bench_batch() -> list[Goal | Measurement]:
     """The batch job's speed goals: demo size in a new process; 30,000 one-record objects;
     10k, 100k and 1M rows in large objects (the last against a plain read)."""
-    from pinpipe.benchmarks.measurement import bench_settings
+    from pinpipe.benchmarks.measurement import Goal, bench_settings
     from services.stack.native_stack import NativeStack
     from spark.session import get_spark
 

@@ -21,6 +21,7 @@ from multiprocessing.queues import Queue
 from typing import Any
 
 from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQueryListener
 
 from emulator.kinesis_client import Record
 from emulator.streaming_mode import StreamEmulationOptions, run_stream
@@ -48,6 +49,15 @@ class RateStep:
     latencies: list[float] = field(default_factory=list)
     unseen: int = 0
     trigger_seconds: float = 1.0
+    # Wall time of each micro-batch that read records (Spark's triggerExecution), in order.
+    batch_seconds: list[float] = field(default_factory=list)
+
+    def batch_percentile(self, q: float) -> float:
+        """The ``q``-th percentile of the micro-batches' durations, in seconds."""
+        found = self.batch_seconds
+        if len(found) < 2:
+            return found[0] if found else float("nan")
+        return statistics.quantiles(found, n=100, method="inclusive")[round(q) - 1]
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile of the latencies (0 < q < 100), in seconds."""
@@ -135,6 +145,28 @@ class _Watch(threading.Thread):
             self.seen[table] |= visible
 
 
+class _Batches(StreamingQueryListener):
+    """Notes how long each micro-batch of one query took (only those that read records)."""
+
+    def __init__(self) -> None:
+        self.query_id = ""
+        self.seconds: list[float] = []
+
+    def onQueryStarted(self, event: Any) -> None:
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:
+        progress = event.progress
+        if str(progress.id) == self.query_id and progress.numInputRows:
+            self.seconds.append(progress.durationMs.get("triggerExecution", 0) / 1000)
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass
+
+
 def _emulate(settings: Settings, opts: StreamEmulationOptions, sent: Queue[Any]) -> None:
     """The emulator, in a process of its own; each request's inds and send time go to ``sent``."""
 
@@ -179,11 +211,14 @@ def measure(
     _streams(settings, create=True)
     step = RateStep(rate, direct=direct, trigger_seconds=settings.stream_trigger_seconds)
     watch = _Watch(settings)
+    batches = _Batches()
+    spark.streams.addListener(batches)
     query, _ = start(
         spark,
         settings,
         StreamOptions(trigger_seconds=settings.stream_trigger_seconds),
     )
+    batches.query_id = str(query.id)
     try:
         while query.isActive and query.lastProgress is None:
             time.sleep(POLL_S)
@@ -220,12 +255,15 @@ def measure(
     finally:
         watch.done.set()
         stop(query, grace=5)
+        spark.streams.removeListener(batches)
         _streams(settings, create=False)
     watch.join()
+    step.batch_seconds = list(batches.seconds)
     step.unseen = watch.unseen()
     step.latencies = [latency for _, latency in sorted(watch.latencies)]
     log.info(
-        "rate %.0f/s%s: achieved %.1f/s, %d rows, p50 %.2fs, p95 %.2fs, unseen %d",
+        "rate %.0f/s%s: achieved %.1f/s, %d rows, p50 %.2fs, p95 %.2fs, unseen %d, "
+        "micro-batch p95 %.2fs",
         rate,
         " (direct)" if direct else "",
         step.achieved,
@@ -233,5 +271,6 @@ def measure(
         step.percentile(50),
         step.percentile(95),
         step.unseen,
+        step.batch_percentile(95),
     )
     return step

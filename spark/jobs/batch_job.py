@@ -32,7 +32,8 @@ from services.core.settings import TABLES, Settings, TableName, settings_with
 from services.core.sink_keys import SinkKeys
 from spark.sinks.report import write_report
 from spark.sinks.tables import write_table
-from spark.sources.loading import CORRUPT, SOURCE, load_raw_tables
+from spark.sources.loading import CORRUPT, SOURCE, load_raw_tables, raw_spool
+from spark.sources.sink_objects import Spool
 from spark.transformations.cleaning import (
     CLEANERS,
     QUALITY_SCHEMA,
@@ -47,8 +48,7 @@ from spark.transformations.queries import answers_from, joined
 from spark.transformations.schemas import RAW_SCHEMAS
 
 MALFORMED = "malformed JSON record"
-# Spark actions the job runs side by side (independent tables and answers).
-PARALLEL_ACTIONS = 4
+SPOOL_PREFIX = "pinpipe-batch-spool-"
 T = TypeVar("T")
 
 
@@ -119,30 +119,38 @@ class Phases:
 def _in_parallel(work: Mapping[str, Callable[[], T]]) -> dict[str, T]:
     """Run independent Spark actions side by side: small jobs leave the cores idle between
     their stages, and a second job fills the gaps. Results keep the mapping's order."""
-    with ThreadPoolExecutor(PARALLEL_ACTIONS) as pool:
+    with ThreadPoolExecutor(max(1, len(work))) as pool:
         futures = {name: pool.submit(action) for name, action in work.items()}
         return {name: future.result() for name, future in futures.items()}
 
 
-def run(spark: SparkSession, settings: Settings, report_path: Path | None = None) -> BatchResult:
+def run(
+    spark: SparkSession,
+    settings: Settings,
+    report_path: Path | None = None,
+    spool: Spool | None = None,
+) -> BatchResult:
     """Load, clean, query, write every table and the report (see ``_run``).
 
-    The boto3 reader fetches the bucket into a spool folder on the driver's disk, removed
-    when the run ends.
+    The boto3 reader fetches the bucket into a spool folder on the driver's disk: ``spool``
+    when the caller started one (``main`` does, before the session starts), else one of
+    this run's own, removed when it ends.
     """
-    if settings.batch_reader == "boto3" and not (spark.sparkContext.master or "").startswith(
-        "local"
-    ):
+    if settings.batch_reader != "boto3":
+        return _run(spark, settings, report_path, None)
+    if not (spark.sparkContext.master or "").startswith("local"):
         raise PrerequisiteError(
             "--reader boto3 fetches the bucket to the driver's disk, which only a local "
             f"session reads (master is {spark.sparkContext.master}): use --reader spark."
         )
-    with tempfile.TemporaryDirectory(prefix="pinpipe-batch-spool-") as spool:
-        return _run(spark, settings, report_path, Path(spool))
+    if spool is not None:
+        return _run(spark, settings, report_path, spool)
+    with tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX) as folder:
+        return _run(spark, settings, report_path, raw_spool(settings, Path(folder)))
 
 
 def _run(
-    spark: SparkSession, settings: Settings, report_path: Path | None, spool: Path
+    spark: SparkSession, settings: Settings, report_path: Path | None, spool: Spool | None
 ) -> BatchResult:
     """Load, clean, query, write every table and the report.
 
@@ -284,7 +292,12 @@ def main(argv: list[str] | None = None) -> BatchResult:
 
     args = parse_args(argv)
     settings = settings_from_args(args)
-    result = run(get_spark(settings, "pinpipe-batch"), settings, args.report)
+    with tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX) as folder:
+        # The bucket is fetched while the JVM starts: both take seconds, on different ends.
+        spool = (
+            raw_spool(settings, Path(folder)).start() if settings.batch_reader == "boto3" else None
+        )
+        result = run(get_spark(settings, "pinpipe-batch"), settings, args.report, spool)
     if args.json:
         sys.stdout.write(json.dumps(result.summary()) + "\n")
     else:

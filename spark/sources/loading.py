@@ -19,7 +19,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from services.core.settings import Settings
 from services.core.sink_keys import SinkKeys
 from spark.session import use_s3a
-from spark.sources.sink_objects import fetch_objects
+from spark.sources.sink_objects import Spool
 from spark.transformations.cleaning import POSITION
 from spark.transformations.schemas import RAW_SCHEMAS
 
@@ -81,25 +81,29 @@ def _read_with_spark(spark: SparkSession, settings: Settings, table: str) -> Dat
     return parse_lines(_lines(objects).select("key", "line", "value"), table)
 
 
+def raw_spool(settings: Settings, folder: Path) -> Spool:
+    """The boto3 reader's spool of every topic's objects, in ``folder``."""
+    prefixes = {table: topic_prefix(settings, table) for table in settings.topics}
+    return Spool(settings, prefixes, folder)
+
+
 def load_raw_tables(
-    spark: SparkSession, settings: Settings, spool: Path | None = None
+    spark: SparkSession, settings: Settings, spool: Spool | None = None
 ) -> dict[str, DataFrame]:
     """Raw records of the three tables, read with the configured reader.
 
     The boto3 reader lists and fetches every topic's objects on the driver in one pass
-    (``sink_objects.fetch_objects``) into ``spool``, a folder the caller removes once it is
-    done with the tables, so each object is fetched once however many actions follow.
+    into ``spool`` (``raw_spool``: a folder the caller removes once it is done with the
+    tables), so each object is fetched once however many actions follow.
     """
     if settings.batch_reader == "spark":
         return {t: _read_with_spark(spark, settings, t) for t in settings.topics}
     if spool is None:
-        raise ValueError("the boto3 reader needs a spool folder for the fetched objects")
-    fetch_objects(
-        settings, {table: topic_prefix(settings, table) for table in settings.topics}, spool
-    )
+        raise ValueError("the boto3 reader needs a spool (raw_spool) for the fetched objects")
+    folder = spool.wait()
     # Not cached: the spool is on local disk, and it holds each table's objects in row
     # groups of their own, so a table's read skips the others' (Parquet statistics).
-    lines = _lines(spark.read.parquet(spool.as_uri())).drop("body")
+    lines = _lines(spark.read.parquet(folder.as_uri())).drop("body")
     return {
         table: parse_lines(lines.filter(F.col("name") == table), table) for table in settings.topics
     }

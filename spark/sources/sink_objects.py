@@ -17,7 +17,7 @@ Handing the objects to ``createDataFrame`` instead of a spool puts them inside t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -132,3 +132,29 @@ def _chunks(
             chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+class Spool:
+    """The objects under each name's prefix, fetched into ``folder`` (``fetch_objects``):
+    now, or in the background from ``start()`` on, so that a new process fetches the bucket
+    while its Spark session starts."""
+
+    def __init__(self, settings: Settings, prefixes: dict[str, str], folder: Path) -> None:
+        self.settings = settings
+        self.prefixes = prefixes
+        self.folder = folder
+        self._pending: Future[int] | None = None
+
+    def start(self) -> Spool:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._pending = pool.submit(fetch_objects, self.settings, self.prefixes, self.folder)
+        pool.shutdown(wait=False)  # the thread ends with the fetch
+        return self
+
+    def wait(self) -> Path:
+        """The folder, once every object is in it (a failed fetch raises here)."""
+        if self._pending is None:
+            self._pending = Future()
+            self._pending.set_result(fetch_objects(self.settings, self.prefixes, self.folder))
+        self._pending.result()
+        return self.folder

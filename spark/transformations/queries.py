@@ -53,6 +53,12 @@ def _age_group_order() -> Column:
     return F.array_position(labels, F.col(AGE_GROUP))
 
 
+def _ordered(df: DataFrame, *keys: str | Column) -> DataFrame:
+    """``df`` sorted by ``keys`` in one partition: an answer is small (a row per country at
+    most), and a global ``orderBy`` would first sample it in a Spark job of its own."""
+    return df.coalesce(1).sortWithinPartitions(*keys)
+
+
 def _top_per_group(df: DataFrame, group: list[str], by: str, name: str) -> DataFrame:
     """One row per group: the largest ``by``, ties going to the smallest ``name``."""
     ranking = Window.partitionBy(*group).orderBy(F.col(by).desc(), F.col(name).asc())
@@ -112,12 +118,12 @@ def _median_followers(df: DataFrame, group: list[str]) -> DataFrame:
 # with pin, ``_users``); query 6 reads the user table alone. The ``*_from`` functions take a
 # join, so that a job computing all answers joins (and may cache) each pair once.
 def q1_from(posts: DataFrame) -> DataFrame:
-    return _most_popular_category(posts, "country").orderBy("country")
+    return _most_popular_category(posts, "country").transform(_ordered, "country")
 
 
 def q2_from(posts: DataFrame) -> DataFrame:
     in_years = posts.filter(F.col(POST_YEAR).between(*POST_YEARS))
-    return _most_popular_category(in_years, POST_YEAR).orderBy(POST_YEAR)
+    return _most_popular_category(in_years, POST_YEAR).transform(_ordered, POST_YEAR)
 
 
 def q3a_from(posts: DataFrame) -> DataFrame:
@@ -130,21 +136,21 @@ def q3a_from(posts: DataFrame) -> DataFrame:
     return (
         _top_per_group(known, ["country"], by=FOLLOWER_COUNT, name="poster_name")
         .select("country", "poster_name", FOLLOWER_COUNT)
-        .orderBy("country")
+        .transform(_ordered, "country")
     )
 
 
 def q3b_from(posts: DataFrame) -> DataFrame:
     return (
         q3a_from(posts)
-        .orderBy(F.col(FOLLOWER_COUNT).desc(), F.col("country").asc())
+        .transform(_ordered, F.col(FOLLOWER_COUNT).desc(), F.col("country").asc())
         .limit(1)
         .select("country", FOLLOWER_COUNT)
     )
 
 
 def q4_from(users: DataFrame) -> DataFrame:
-    return _most_popular_category(users, AGE_GROUP).orderBy(_age_group_order())
+    return _most_popular_category(users, AGE_GROUP).transform(_ordered, _age_group_order())
 
 
 def q5_from(users: DataFrame) -> DataFrame:
@@ -152,7 +158,7 @@ def q5_from(users: DataFrame) -> DataFrame:
     return (
         _median_followers(grouped, [AGE_GROUP])
         .select(AGE_GROUP, MEDIAN_FOLLOWER_COUNT)
-        .orderBy(_age_group_order())
+        .transform(_ordered, _age_group_order())
     )
 
 
@@ -160,7 +166,7 @@ def q7_from(users: DataFrame) -> DataFrame:
     return (
         _median_followers(_joined_between(users), [POST_YEAR])
         .select(POST_YEAR, MEDIAN_FOLLOWER_COUNT)
-        .orderBy(POST_YEAR)
+        .transform(_ordered, POST_YEAR)
     )
 
 
@@ -169,7 +175,7 @@ def q8_from(users: DataFrame) -> DataFrame:
     return (
         _median_followers(grouped, [AGE_GROUP, POST_YEAR])
         .select(AGE_GROUP, POST_YEAR, MEDIAN_FOLLOWER_COUNT)
-        .orderBy(_age_group_order(), POST_YEAR)
+        .transform(_ordered, _age_group_order(), POST_YEAR)
     )
 
 
@@ -210,7 +216,7 @@ def q6_users_joined_by_year(user: DataFrame) -> DataFrame:
         joined.groupBy(POST_YEAR)
         .agg(F.count(F.lit(1)).alias(NUMBER_USERS_JOINED))
         .select(POST_YEAR, NUMBER_USERS_JOINED)
-        .orderBy(POST_YEAR)
+        .transform(_ordered, POST_YEAR)
     )
 
 

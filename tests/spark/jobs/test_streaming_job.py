@@ -27,7 +27,7 @@ from services.core.settings import PROJECT_ROOT, TABLES, Settings
 from services.source_db.database import make_engine
 from spark.jobs.streaming_job import StreamOptions, checkpoint_location, start, stop
 from spark.sinks.tables import table_uri
-from spark.sources.loading import CORRUPT, SOURCE, load_raw_tables
+from spark.sources.loading import CORRUPT, SOURCE, load_raw_tables, raw_spool
 from spark.transformations.cleaning import CLEANERS
 from spark.transformations.payloads import REJECT_MALFORMED, REJECT_NOT_BASE64
 from spark.transformations.schemas import RAW_SCHEMAS
@@ -145,7 +145,7 @@ def test_batch_and_streaming_paths_clean_the_same_input_to_the_same_rows(
     post(settings, events[60:], base64_data=True)
 
     batch: dict[str, list[dict[str, Any]]] = {}
-    raw_tables = load_raw_tables(spark, settings, tmp_path)
+    raw_tables = load_raw_tables(spark, settings, raw_spool(settings, tmp_path))
     for table in TABLES:
         raw = raw_tables[table]
         wellformed = raw.filter(F.col(CORRUPT).isNull()).drop(CORRUPT, SOURCE)
@@ -182,7 +182,7 @@ def test_batch_and_streaming_keep_the_same_row_of_conflicting_duplicates_in_eith
             Key=f"topics/{topic}/partition=0/{topic}+0+{offset:010d}.json",
             Body="\n".join(json.dumps(r, default=str) for r in rows).encode(),
         )
-    raw = load_raw_tables(spark, settings, tmp_path)["pin"]
+    raw = load_raw_tables(spark, settings, raw_spool(settings, tmp_path))["pin"]
     batch = CLEANERS["pin"](raw.filter(F.col(CORRUPT).isNull()).drop(CORRUPT, SOURCE))
     kept = {r["ind"]: r["title"] for r in batch.collect()}
     assert kept == {x["index"]: "alpha", y["index"]: "omega"}
