@@ -55,8 +55,9 @@ SMALL_POSTS = 10_000  # x 3 tables = 30,000 one-record objects
 LARGE_POSTS = 340_000  # x 3 tables = 1,020,000 rows
 LARGE_OBJECT_RECORDS = 10_000
 WARM_UP_POSTS = 100
-# The reader runs 8 GET threads in each Spark task and local[2] runs two tasks at a time.
+# The batch job's reader GETs from 16 threads (spark/sources/sink_objects.FETCH_THREADS).
 DOWNLOAD_THREADS = 16
+FETCH_THREADS = DOWNLOAD_THREADS
 PUT_THREADS = 16
 DELETE_BATCH = 1_000
 
@@ -343,13 +344,19 @@ def put_objects(s3: Any, bucket: str, objects: Iterable[tuple[str, bytes]]) -> i
 
 
 def list_all(settings: Settings) -> list[str]:
-    """Every key of the three topics, listed the way the batch job's reader lists them."""
+    """Every key of the three topics (the reference's own listing, not the reader's)."""
     from spark.sources.loading import topic_prefix
-    from spark.sources.sink_objects import list_keys
-    from spark.sources.sink_objects import s3_client as reader_client
 
-    prefixes = [topic_prefix(settings, table) for table in settings.topics]
-    return list_keys(reader_client(settings, 16), settings.bucket, prefixes)
+    s3 = s3_client(settings, 4)
+    return [
+        item["Key"]
+        for table in settings.topics
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=settings.bucket, Prefix=topic_prefix(settings, table)
+        )
+        for item in page.get("Contents", [])
+        if item["Key"].endswith(".json")
+    ]
 
 
 def empty_bucket(s3: Any, bucket: str) -> None:
@@ -437,9 +444,7 @@ def _check_rows(what: str, rows: int, expected: int) -> None:
 
 def get_all(settings: Settings, threads: int) -> Download:
     """List like the reader, then GET every object into memory from ``threads`` threads."""
-    from spark.sources.sink_objects import s3_client as reader_client
-
-    s3 = reader_client(settings, threads)
+    s3 = s3_client(settings, threads)
     started = time.perf_counter()
     keys = list_all(settings)
     listed = time.perf_counter() - started
@@ -561,7 +566,6 @@ def small_objects_goal(
     """Goal 3: 30,000 one-record objects: the job against GETting every object with the
     reader's parallelism."""
     from pinpipe.benchmarks.measurement import Goal, Measurement
-    from spark.sources.sink_objects import FETCH_THREADS
 
     workdir.mkdir(parents=True)
     objects = put_objects(s3, settings.bucket, sink_objects(settings, SMALL_POSTS, 1))

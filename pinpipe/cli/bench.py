@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from pinpipe.cli.output import JsonOpt, console, err_console, friendly_errors
+from pinpipe.cli.output import JsonOpt, console, err_console, friendly_errors, titled_table
 
 if TYPE_CHECKING:
     from pinpipe.benchmarks.measurement import Goal
@@ -43,18 +43,12 @@ def bench(
         out = [r.__dict__ for r in results] + [{"goal": True, **g.as_dict()} for g in goals]
         sys.stdout.write(json.dumps(out) + "\n")
         return
-    table = Table(title="pinpipe bench", title_justify="left")
-    for col, justify in (
-        ("measurement", "left"),
-        ("value", "right"),
-        ("unit", "left"),
-        ("note", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table = titled_table(
+        "pinpipe bench",
+        (("measurement", "left"), ("value", "right"), ("unit", "left"), ("note", "left")),
+    )
     for r in results:
-        table.add_row(
-            r.name, f"{r.value:,.2f}" if r.value < 100 else f"{r.value:,.0f}", r.unit, r.note
-        )
+        table.add_row(r.name, _number(r.value), r.unit, r.note)
     if results:
         console.print(table)
     if goals:
@@ -67,16 +61,17 @@ def _number(value: float) -> str:
 
 def goal_table(goals: list[Goal]) -> Table:
     """Each goal's two sides, their ratio, the limit and whether it holds."""
-    table = Table(title="speed goals (both sides from this run)", title_justify="left")
-    for col, justify in (
-        ("goal", "left"),
-        ("measured", "right"),
-        ("reference", "right"),
-        ("ratio", "right"),
-        ("limit", "right"),
-        ("holds", "center"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table = titled_table(
+        "speed goals (both sides from this run)",
+        (
+            ("goal", "left"),
+            ("measured", "right"),
+            ("reference", "right"),
+            ("ratio", "right"),
+            ("limit", "right"),
+            ("holds", "center"),
+        ),
+    )
     for g in goals:
         table.add_row(
             g.name,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pinpipe.cli.output import JsonOpt, console, friendly_errors, progress
+from pinpipe.cli.output import JsonOpt, console, friendly_errors, progress, titled_table
 from services.core.settings import get_settings
 
 app = typer.Typer(help="The MySQL source database: seed and profile.", no_args_is_help=True)
@@ -64,15 +64,16 @@ def db_profile(as_json: JsonOpt = False) -> None:
     for name, n in counts.items():
         table.add_row(name, f"{n:,}")
     console.print(table)
-    dirt = Table(title="dirty values", title_justify="left")
-    for col, justify in (
-        ("table", "left"),
-        ("column", "left"),
-        ("value", "left"),
-        ("rows", "right"),
-        ("rate", "right"),
-    ):
-        dirt.add_column(col, justify=justify)  # type: ignore[arg-type]
+    dirt = titled_table(
+        "dirty values",
+        (
+            ("table", "left"),
+            ("column", "left"),
+            ("value", "left"),
+            ("rows", "right"),
+            ("rate", "right"),
+        ),
+    )
     for r in rows:
         dirt.add_row(
             r.table,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from services.core.errors import PinpipeError, ServiceStartError
 from services.core.settings import Settings
@@ -93,3 +94,11 @@ def progress(label: str, total: int | None, quiet: bool = False) -> Iterator[Cal
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def titled_table(title: str, columns: Iterable[tuple[str, str]]) -> Table:
+    """A rich table with a left-aligned title and ``(name, justify)`` columns."""
+    table = Table(title=title, title_justify="left")
+    for name, justify in columns:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    return table
