@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial, reduce
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 if __package__ in (None, ""):  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -179,20 +182,16 @@ def _run(
         }
         # The first table's action reads the spool (and, for boto3, has fetched the bucket).
         first = TABLES[0]
-        clean_rows: dict[str, Any] = {first: _materialise(clean[first], arrow)}
+        computed: dict[str, tuple[DataFrame | pa.Table, int]] = {
+            first: _materialise(clean[first], arrow)
+        }
     with phase("clean tables"):
-        clean_rows |= _in_parallel({t: partial(_materialise, clean[t], arrow) for t in TABLES[1:]})
-        for t in TABLES:
-            result.rows_clean[t] = clean_rows[t].num_rows if arrow else clean_rows[t]
+        computed |= _in_parallel({t: partial(_materialise, clean[t], arrow) for t in TABLES[1:]})
+        result.rows_clean = {t: n for t, (_, n) in computed.items()}
         result.tables |= _in_parallel(
             {
-                f"{t}_clean": partial(
-                    write_table,
-                    clean_rows[t] if arrow else clean[t],
-                    settings,
-                    settings.clean_tables[t],
-                )
-                for t in TABLES
+                f"{t}_clean": partial(write_table, rows, settings, settings.clean_tables[t])
+                for t, (rows, _) in computed.items()
             }
         )
     with phase("quarantine"):
@@ -256,9 +255,13 @@ def _run(
     return result
 
 
-def _materialise(df: DataFrame, arrow: bool) -> Any:
-    """Compute a cached table: its rows as Arrow when delta-rs writes them, else its count."""
-    return df.toArrow() if arrow else df.count()
+def _materialise(df: DataFrame, arrow: bool) -> tuple[DataFrame | pa.Table, int]:
+    """Compute a cached table: what to write (its rows as Arrow when delta-rs writes them,
+    else the cached DataFrame) and how many rows it has."""
+    if arrow:
+        rows = df.toArrow()
+        return rows, rows.num_rows
+    return df, df.count()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -16,7 +16,7 @@ Handing the objects to ``createDataFrame`` instead of a spool puts them inside t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -67,11 +67,6 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]
         return sorted(list_all(prefix))
     with ThreadPoolExecutor(max_workers=min(len(folders), 16)) as pool:
         return sorted(o for found in pool.map(list_all, folders) for o in found)
-
-
-def list_keys(client: Any, bucket: str, prefixes: Iterable[str]) -> list[str]:
-    """Every ``.json`` key under each prefix, in key order per prefix."""
-    return [key for prefix in prefixes for key, _ in list_objects(client, bucket, prefix)]
 
 
 def fetch_objects(
@@ -153,8 +148,7 @@ class Spool:
 
     def wait(self) -> Path:
         """The folder, once every object is in it (a failed fetch raises here)."""
-        if self._pending is None:
-            self._pending = Future()
-            self._pending.set_result(fetch_objects(self.settings, self.prefixes, self.folder))
-        self._pending.result()
+        pending = self._pending or self.start()._pending
+        assert pending is not None
+        pending.result()
         return self.folder

@@ -366,12 +366,3 @@ def quality_rows(
             }
         )
     return rows
-
-
-def quality_counts(raw_df: DataFrame, table: Table, clean_rows: int) -> DataFrame:
-    """What cleaning ``raw_df`` does, one row per (column, rule, value) with its count, as a
-    DataFrame (one aggregation; see ``quality_checks``)."""
-    values = raw_df.agg(*quality_aggregates(table)).first()
-    assert values is not None
-    rows = quality_rows(table, values.asDict(), clean_rows)
-    return raw_df.sparkSession.createDataFrame(rows, QUALITY_SCHEMA)
