@@ -34,7 +34,7 @@ from services.core.errors import PrerequisiteError
 from services.core.settings import TABLES, Settings, TableName, settings_with
 from services.core.sink_keys import SinkKeys
 from spark.sinks.report import write_report
-from spark.sinks.tables import write_table
+from spark.sinks.tables import collect_arrow, write_table
 from spark.sources.loading import CORRUPT, SOURCE, load_raw_tables, raw_spool
 from spark.sources.sink_objects import Spool
 from spark.transformations.cleaning import (
@@ -218,8 +218,11 @@ def _run(
         posts, users = joined(clean["pin"], clean["geo"], clean["user"])
         posts, users = posts.cache(), users.cache()
         answers = answers_from(posts, users, clean["user"])
-        answer_rows = _in_parallel(
-            {name: (df.toArrow if arrow else df.cache().toPandas) for name, df in answers.items()}
+        # delta-rs writes Arrow: all nine collected by one Spark job.
+        answer_rows: Mapping[str, Any] = (
+            collect_arrow(answers)
+            if arrow
+            else _in_parallel({name: df.cache().toPandas for name, df in answers.items()})
         )
         result.tables |= _in_parallel(
             {

@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import TYPE_CHECKING, Final, Protocol
 
 import pyarrow as pa
@@ -35,7 +36,7 @@ from pyspark.sql import functions as F
 from services.core.errors import ConfigError
 from services.core.settings import Settings
 from spark.session import use_s3a
-from spark.sinks.tables import read_warehouse_table, storage_options, table_uri
+from spark.sinks.tables import collect_arrow, read_warehouse_table, storage_options, table_uri
 from spark.sources.kinesis_source import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS, IND, REASON
 from spark.transformations.payloads import PAYLOAD, split_payloads
@@ -58,13 +59,17 @@ QUARANTINE_COLUMNS: Final = (
     "batch_id",
 )
 QUERY_ID_PROPERTY: Final = "sql.streaming.queryId"
+QUARANTINE: Final = "quarantine"  # the quarantine's key among a batch's tables
 
 
 class TableWriter(Protocol):
     """Writes one micro-batch's rows to a table, once per ``(app_id, batch_id)``."""
 
+    def prepare(self, frames: Mapping[str, DataFrame]) -> Mapping[str, DataFrame | pa.Table]:
+        """The rows ``write`` is given for each frame: collected, or the frames themselves."""
+
     def write(
-        self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int
+        self, rows: DataFrame | pa.Table, uri: str, key: str | None, app_id: str, batch_id: int
     ) -> int | None:
         """Merge on ``key`` (append when None); the rows the table gained, or None if the
         batch was already written."""
@@ -76,8 +81,10 @@ class TableWriter(Protocol):
 class DeltaRsWriter:
     """delta-rs: the micro-batch goes to Arrow and is committed without Spark's Delta jars.
 
-    Each table is opened once and brought up to date with the commits since
-    (``update_incremental``), not read from its log again every micro-batch.
+    A micro-batch's tables are collected in one Spark job (``collect_arrow``): at a
+    trigger's worth of records, each job costs more in scheduling than in work. Each table
+    is opened once and brought up to date with the commits since (``update_incremental``),
+    not read from its log again every micro-batch.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -97,8 +104,11 @@ class DeltaRsWriter:
         table = self._tables[uri] = DeltaTable(uri, storage_options=self.storage)
         return table
 
+    def prepare(self, frames: Mapping[str, DataFrame]) -> Mapping[str, DataFrame | pa.Table]:
+        return collect_arrow(frames)
+
     def write(
-        self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int
+        self, rows: DataFrame | pa.Table, uri: str, key: str | None, app_id: str, batch_id: int
     ) -> int | None:
         from deltalake import CommitProperties, Transaction, write_deltalake
 
@@ -107,7 +117,8 @@ class DeltaRsWriter:
             done = table.transaction_version(app_id)
             if done is not None and done >= batch_id:
                 return None
-        rows = df.toArrow()
+        if isinstance(rows, DataFrame):
+            rows = rows.toArrow()
         if rows.num_rows == 0:
             # Nothing to commit, so no transaction either: a replay of this batch comes
             # here again and again writes nothing.
@@ -157,14 +168,19 @@ class SparkDeltaWriter:
         self.settings = settings
         self._lock = threading.Lock()
 
+    def prepare(self, frames: Mapping[str, DataFrame]) -> Mapping[str, DataFrame | pa.Table]:
+        return frames
+
     def write(
-        self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int
+        self, rows: DataFrame | pa.Table, uri: str, key: str | None, app_id: str, batch_id: int
     ) -> int | None:
         from delta.tables import DeltaTable  # delta-spark: .jars/spark, or Databricks'
 
+        if not isinstance(rows, DataFrame):
+            raise TypeError("the spark-delta writer writes Spark DataFrames, not Arrow")
         spark = self.spark
         use_s3a(spark, self.settings, uri)
-        rows = df.cache()
+        rows = rows.cache()
         try:
             n = rows.count()
             if n == 0:
@@ -264,7 +280,7 @@ class DeltaStreamSink:
         """
         if self._rows is None:
             self._rows = {t: self.writer.count(uri) for t, uri in self.uris.items()}
-            self._rows["quarantine"] = self.writer.count(self.quarantine_uri)
+            self._rows[QUARANTINE] = self.writer.count(self.quarantine_uri)
         return dict(self._rows)
 
     def _added(self, outcome: BatchOutcome) -> None:
@@ -272,7 +288,7 @@ class DeltaStreamSink:
         assert self._rows is not None
         for table, n in outcome.merged.items():
             self._rows[table] += n
-        self._rows["quarantine"] += outcome.quarantined
+        self._rows[QUARANTINE] += outcome.quarantined
 
     def app_id(self, df: DataFrame) -> str:
         """The query's id (stable across restarts from one checkpoint)."""
@@ -315,33 +331,38 @@ class DeltaStreamSink:
     ) -> None:
         """Quarantine what can't be cleaned, merge the rest: every table once per batch."""
         batch_id = outcome.batch_id
-
-        def clean_and_merge(table: str, stream: str) -> DataFrame:
+        frames: dict[str, DataFrame] = {}
+        quarantined: list[DataFrame] = []
+        for table, stream in self.streams.items():
             part = spark.createDataFrame(
                 records.filter(pc.equal(records.column("stream"), stream)), KINESIS_SCHEMA
             )
             kept, bad = split_payloads(part, table)  # type: ignore[arg-type]
-            written = self.writer.write(
-                CLEANERS[table](kept), self.uris[table], IND, app_id, batch_id
+            frames[table] = CLEANERS[table](kept)
+            quarantined.append(
+                bad.withColumns(
+                    {"table": F.lit(table), "batch_id": F.lit(batch_id).cast("long")}
+                ).select(*QUARANTINE_COLUMNS)
             )
-            self._note(outcome, table, written)
-            return bad.withColumns(
-                {"table": F.lit(table), "batch_id": F.lit(batch_id).cast("long")}
-            ).select(*QUARANTINE_COLUMNS)
+        frames[QUARANTINE] = reduce(DataFrame.unionByName, quarantined)
+        rows = self.writer.prepare(frames)
+        uris = {**self.uris, QUARANTINE: self.quarantine_uri}
 
-        # The tables are independent (each commit carries its own transaction), and most of
-        # a small batch's time is round trips to the JVM: side by side they overlap.
-        with ThreadPoolExecutor(max_workers=len(self.streams)) as pool:
-            quarantined = list(pool.map(clean_and_merge, self.streams, self.streams.values()))
-        quarantine = quarantined[0].unionByName(quarantined[1]).unionByName(quarantined[2])
-        written = self.writer.write(quarantine, self.quarantine_uri, None, app_id, batch_id)
-        self._note(outcome, "quarantine", written)
+        def write(table: str) -> int | None:
+            key = None if table == QUARANTINE else IND
+            return self.writer.write(rows[table], uris[table], key, app_id, batch_id)
+
+        # The tables are independent (each commit carries its own transaction): side by
+        # side, one table's commit overlaps another's.
+        with ThreadPoolExecutor(max_workers=len(frames)) as pool:
+            for table, written in zip(frames, pool.map(write, frames), strict=True):
+                self._note(outcome, table, written)
 
     @staticmethod
     def _note(outcome: BatchOutcome, table: str, written: int | None) -> None:
         if written is None:
             outcome.replayed.append(table)
-        elif table == "quarantine":
+        elif table == QUARANTINE:
             outcome.quarantined = written
         else:
             outcome.merged[table] = written

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Final, Literal
 
 from pyspark.sql import Column, DataFrame, Window
@@ -67,14 +67,19 @@ POSITION: Final = "_position"
 # ---- building blocks ----------------------------------------------------------------------
 def nullify_values(values_by_column: Mapping[str, Iterable[str]]) -> Transform:
     """Return a transform that nulls each column where it equals one of its given values."""
-    values = {name: list(vals) for name, vals in values_by_column.items()}
+    values = {name: tuple(vals) for name, vals in values_by_column.items()}
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.withColumns(
-            {name: F.when(~F.col(name).isin(*vals), F.col(name)) for name, vals in values.items()}
-        )
+        return df.withColumns(_nulled(tuple(values.items())))
 
     return transform
+
+
+@cache
+def _nulled(values: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, Column]:
+    # Built once per process, like every cached expression here: a Column costs a round
+    # trip to the JVM per function and value, which each streaming micro-batch would pay.
+    return {name: F.when(~F.col(name).isin(*vals), F.col(name)) for name, vals in values}
 
 
 def parse_integer(col: Column, data_type: DataType = _LONG) -> Column:
@@ -118,15 +123,17 @@ def dedupe_by_ind(df: DataFrame) -> DataFrame:
     and inputs without a position, fall back to the other columns ascending (nulls last),
     which keeps the choice independent of partitioning.
     """
-    order = [F.col(POSITION).asc_nulls_last()] if POSITION in df.columns else []
-    order += [F.col(name).asc_nulls_last() for name in df.columns if name not in (IND, POSITION)]
-    first = Window.partitionBy(IND).orderBy(*order)
-    kept = [name for name in df.columns if name != POSITION]
-    return (
-        df.withColumn(_ROW_NUMBER, F.row_number().over(first))
-        .filter(F.col(_ROW_NUMBER) == 1)
-        .select(*kept)
-    )
+    row_number, first, kept = _first_per_ind(tuple(df.columns))
+    return df.withColumn(_ROW_NUMBER, row_number).filter(first).select(*kept)
+
+
+@cache
+def _first_per_ind(columns: tuple[str, ...]) -> tuple[Column, Column, list[str]]:
+    """``dedupe_by_ind``'s row number, its filter and the columns kept, for these columns."""
+    order = [F.col(POSITION).asc_nulls_last()] if POSITION in columns else []
+    order += [F.col(name).asc_nulls_last() for name in columns if name not in (IND, POSITION)]
+    row_number = F.row_number().over(Window.partitionBy(IND).orderBy(*order))
+    return row_number, F.col(_ROW_NUMBER) == 1, [name for name in columns if name != POSITION]
 
 
 def _with_position(df: DataFrame, columns: Iterable[str]) -> DataFrame:
@@ -134,6 +141,7 @@ def _with_position(df: DataFrame, columns: Iterable[str]) -> DataFrame:
     return df.select(*columns, *([POSITION] if POSITION in df.columns else []))
 
 
+@cache
 def _follower_multipliers() -> Column:
     """Map of suffix to multiplier; no suffix multiplies by one."""
     factors = {"": 1, **{suffix.lower(): n for suffix, n in c.FOLLOWER_SUFFIXES.items()}}
@@ -194,6 +202,7 @@ _RULES: Final[Mapping[str, _Rules]] = {
 }
 
 
+@cache
 def _quarantine_reason(key: str) -> Column:
     """Why a raw row can't be kept (its key is missing or not an integer), else null."""
     raw = F.col(key)
@@ -207,31 +216,46 @@ def _standardise(table: Table) -> Transform:
     rules = _RULES[table]
 
     def transform(df: DataFrame) -> DataFrame:
+        keep, key, parsed = _standard_columns(table)
         return (
-            df.filter(_quarantine_reason(rules.key).isNull())
-            .withColumn(rules.key, parse_integer(F.col(rules.key)))
+            df.filter(keep)
+            .withColumn(rules.key, key)
             .transform(nullify_values(rules.null_values()))
-            .withColumns({name: parse(F.col(name)) for name, parse in rules.parsers.items()})
+            .withColumns(parsed)
         )
 
     return transform
 
 
+@cache
+def _standard_columns(table: Table) -> tuple[Column, Column, dict[str, Column]]:
+    """``_standardise``'s row filter, parsed key and parsed typed columns."""
+    rules = _RULES[table]
+    return (
+        _quarantine_reason(rules.key).isNull(),
+        parse_integer(F.col(rules.key)),
+        {name: parse(F.col(name)) for name, parse in rules.parsers.items()},
+    )
+
+
 # ---- public entry points ----------------------------------------------------------------
 def split_quarantine(df: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
     """Split raw rows into those with a usable ind and the rest, with a ``reason`` column."""
+    reason, kept, rejected = _split_columns(table)
+    return df.filter(kept), df.withColumn(REASON, reason).filter(rejected)
+
+
+@cache
+def _split_columns(table: Table) -> tuple[Column, Column, Column]:
     reason = _quarantine_reason(_RULES[table].key)
-    flagged = df.withColumn(REASON, reason)
-    return df.filter(reason.isNull()), flagged.filter(F.col(REASON).isNotNull())
+    return reason, reason.isNull(), F.col(REASON).isNotNull()
 
 
 def clean_pin(df: DataFrame) -> DataFrame:
     """Raw pin records to the contract's pin table (rows with a bad index are left out)."""
     return (
         df.transform(_standardise("pin"))
-        .withColumn(
-            "save_location", F.regexp_replace("save_location", _SAVE_LOCATION_PREFIX_PATTERN, "")
-        )
+        .withColumn("save_location", _save_location())
         .withColumnRenamed(PIN_KEY, IND)
         .transform(partial(_with_position, columns=c.PIN_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
@@ -240,12 +264,9 @@ def clean_pin(df: DataFrame) -> DataFrame:
 
 def clean_geo(df: DataFrame) -> DataFrame:
     """Raw geo records to the contract's geo table (rows with a bad ind are left out)."""
-    latitude, longitude = F.col("latitude"), F.col("longitude")
-    # Half a coordinate locates nothing: either part missing makes the pair null.
-    coordinates = F.when(latitude.isNotNull() & longitude.isNotNull(), F.array(latitude, longitude))
     return (
         df.transform(_standardise("geo"))
-        .withColumn("coordinates", coordinates)
+        .withColumn("coordinates", _coordinates())
         .transform(partial(_with_position, columns=c.GEO_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
     )
@@ -253,16 +274,32 @@ def clean_geo(df: DataFrame) -> DataFrame:
 
 def clean_user(df: DataFrame) -> DataFrame:
     """Raw user records to the contract's user table (rows with a bad ind are left out)."""
-    first_name, last_name = F.col("first_name"), F.col("last_name")
-    # concat_ws skips nulls: one missing name leaves the other alone, both missing is null.
-    user_name = F.when(
-        first_name.isNotNull() | last_name.isNotNull(), F.concat_ws(" ", first_name, last_name)
-    )
     return (
         df.transform(_standardise("user"))
-        .withColumn("user_name", user_name)
+        .withColumn("user_name", _user_name())
         .transform(partial(_with_position, columns=c.USER_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
+    )
+
+
+@cache
+def _save_location() -> Column:
+    return F.regexp_replace("save_location", _SAVE_LOCATION_PREFIX_PATTERN, "")
+
+
+@cache
+def _coordinates() -> Column:
+    latitude, longitude = F.col("latitude"), F.col("longitude")
+    # Half a coordinate locates nothing: either part missing makes the pair null.
+    return F.when(latitude.isNotNull() & longitude.isNotNull(), F.array(latitude, longitude))
+
+
+@cache
+def _user_name() -> Column:
+    first_name, last_name = F.col("first_name"), F.col("last_name")
+    # concat_ws skips nulls: one missing name leaves the other alone, both missing is null.
+    return F.when(
+        first_name.isNotNull() | last_name.isNotNull(), F.concat_ws(" ", first_name, last_name)
     )
 
 

@@ -9,6 +9,7 @@ are kept apart with the reason, never dropped silently.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Final
 
 from pyspark.sql import Column, DataFrame
@@ -52,6 +53,19 @@ def parse_records(records: DataFrame, table: Table) -> DataFrame:
     A record that fails to decode gets no fields at all, so cleaning's key check can never
     keep it, whatever a lenient parser salvaged.
     """
+    payload, row, reason, fields = _parse_columns(table)
+    return (
+        records.withColumn(PAYLOAD, payload)
+        .withColumn(ROW, row)
+        .withColumn(DECODE_REASON, reason)
+        .select(*records.columns, PAYLOAD, *fields, DECODE_REASON)
+    )
+
+
+@cache
+def _parse_columns(table: Table) -> tuple[Column, Column, Column, list[Column]]:
+    """``parse_records``' payload, parsed row, reason and raw fields (built once per process:
+    each micro-batch would otherwise pay the round trips to the JVM that build them)."""
     schema = with_corrupt_column(RAW_SCHEMAS[table])
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     text = F.col("data").cast("string")
@@ -60,15 +74,12 @@ def parse_records(records: DataFrame, table: Table) -> DataFrame:
     reason = F.when(_is_json_string(text) & payload.isNull(), F.lit(REJECT_NOT_BASE64)).when(
         row.isNull() | row[CORRUPT].isNotNull(), F.lit(REJECT_MALFORMED)
     )
-    decoded = records.withColumn(PAYLOAD, _decoded_payload(F.col("data"))).withColumn(
-        ROW, F.from_json(payload, schema, options)
-    )
     ok = F.col(DECODE_REASON).isNull()
-    return decoded.withColumn(DECODE_REASON, reason).select(
-        *records.columns,
-        PAYLOAD,
-        *(F.when(ok, row[c]).alias(c) for c in RAW_SCHEMAS[table].fieldNames()),
-        DECODE_REASON,
+    return (
+        _decoded_payload(F.col("data")),
+        F.from_json(payload, schema, options),
+        reason,
+        [F.when(ok, row[c]).alias(c) for c in RAW_SCHEMAS[table].fieldNames()],
     )
 
 
@@ -88,8 +99,13 @@ def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFra
     be decoded or parsed, or when its key is missing or not an integer (cleaning's rule).
     """
     kept, quarantined = split_quarantine(parse_records(records, table), table)
-    why = F.coalesce(F.col(DECODE_REASON), F.col(REASON)).alias(REASON)
+    position, why = _split_columns()
     return (
-        kept.select(*RAW_SCHEMAS[table].fieldNames(), arrival_position()),
+        kept.select(*RAW_SCHEMAS[table].fieldNames(), position),
         quarantined.select(*records.columns, PAYLOAD, why),
     )
+
+
+@cache
+def _split_columns() -> tuple[Column, Column]:
+    return arrival_position(), F.coalesce(F.col(DECODE_REASON), F.col(REASON)).alias(REASON)

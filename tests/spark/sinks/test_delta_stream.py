@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -150,10 +151,13 @@ class CrashAfterPin:
     def __init__(self, writer: TableWriter) -> None:
         self.writer = writer
 
-    def write(self, df: DataFrame, uri: str, key: str | None, app_id: str, batch_id: int) -> Any:
+    def prepare(self, frames: Mapping[str, DataFrame]) -> Mapping[str, Any]:
+        return self.writer.prepare(frames)
+
+    def write(self, rows: Any, uri: str, key: str | None, app_id: str, batch_id: int) -> Any:
         if not uri.endswith("_pin_table"):
             raise RuntimeError("killed")
-        return self.writer.write(df, uri, key, app_id, batch_id)
+        return self.writer.write(rows, uri, key, app_id, batch_id)
 
     def count(self, uri: str) -> int:
         return self.writer.count(uri)

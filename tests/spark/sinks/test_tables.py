@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 from deltalake import write_deltalake
+from pyspark.sql import SparkSession
 
-from spark.sinks.tables import read_delta
+from spark.sinks.tables import collect_arrow, read_delta
 
 READER = """
 import sys
@@ -42,3 +44,25 @@ def test_a_process_that_read_a_table_exits_cleanly(tmp_path: Path) -> None:
         )
         assert (done.returncode, done.stderr.strip()) == (0, ""), done.stderr
         assert done.stdout.strip() == "[{'ind': 2, 'raw': 'b'}]"
+
+
+def test_frames_collected_together_come_back_as_each_would_alone(spark: SparkSession) -> None:
+    when = datetime(2026, 12, 3, 8, 30, tzinfo=UTC)
+    posts = spark.createDataFrame(
+        [(3, "b", when), (1, None, when), (2, "a", None)], "ind long, title string, at timestamp"
+    ).orderBy("ind")
+    counts = posts.groupBy("title").count()
+    empty = spark.createDataFrame([], "reason string, data binary")
+    frames = {"posts": posts, "counts": counts, "empty": empty}
+
+    together = collect_arrow(frames)
+
+    assert list(together) == list(frames)
+    alone = {name: df.toArrow() for name, df in frames.items()}
+    assert {n: t.schema for n, t in together.items()} == {n: t.schema for n, t in alone.items()}
+    assert together["posts"].to_pylist() == alone["posts"].to_pylist()  # in its order
+    assert [r["ind"] for r in together["posts"].to_pylist()] == [1, 2, 3]
+    assert sorted(together["counts"].to_pylist(), key=str) == sorted(
+        alone["counts"].to_pylist(), key=str
+    )
+    assert together["empty"].num_rows == 0
