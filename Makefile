@@ -148,8 +148,8 @@ lint: setup ## ruff (lint + format check), mypy, and import-linter (imports go d
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache
 
-bench: setup ## Measure and print the pipeline's speeds
-	@$(PIN) bench
+bench: setup ## Measure and print the pipeline's speeds (ONLY="batch stream" for some)
+	@$(PIN) bench $(foreach name,$(ONLY),--only $(name))
 
 stack-up: setup ## Start and provision the native services
 	@$(PIN) stack up
