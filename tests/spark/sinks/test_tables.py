@@ -1,4 +1,4 @@
-"""Reading a Delta table back with delta-rs: the rows, and a process that exits cleanly."""
+"""Tables: reading a Delta table back with delta-rs (rows, a clean exit), and frames collected by one job."""
 
 from __future__ import annotations
 
