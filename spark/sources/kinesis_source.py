@@ -10,14 +10,18 @@ last record a batch takes from that shard (compared as integers: they exceed 64 
 they travel as strings), or ``SHARD_END`` once a closed shard has been read to its end. A
 shard missing from an offset has not been started and is read from TRIM_HORIZON.
 
-Kinesis can't say what its newest sequence number is, so ``latestOffset`` peeks: it keeps
-one shard iterator per shard on the driver and reads forward from where it last stopped.
-The executors then read each shard from the start offset (exclusive) to the end offset
-(inclusive), so a batch replayed after a crash reads exactly the same records. A restarted
-driver knows no positions (Spark 4.0 doesn't pass ``start`` to ``latestOffset``; 4.2 does):
-it learns them from the ``resumeFrom`` option (the job passes the checkpoint's newest
-offsets) or from the batch it replays, else its first peek reads from TRIM_HORIZON.
-LATEST starts a new query at the newest record each shard holds, found the same way.
+Kinesis can't say what its newest sequence number is, so each trigger peeks: the driver
+keeps one shard iterator per shard and reads forward from where it last stopped. The records
+a peek fetched are the batch (a ``SimpleDataSourceStreamReader``): Spark sends them from the
+driver to the executors itself, so Kinesis is read once and no Python task runs on an
+executor, which at a trigger's worth of records costs more than the reading. A batch Spark
+replays after a crash (start offset exclusive, end offset inclusive, per shard) is read from
+Kinesis again with exactly the same records, as is a range the driver doesn't hold from its
+start (a backlog past ``MAX_CARRIED_BYTES`` per shard, read once more on the driver).
+A restarted driver knows no positions (Spark 4.0 starts its first peek from the initial
+offset, not the checkpoint's): it learns them from the ``resumeFrom`` option (the job passes
+the checkpoint's newest offsets), else its first peek reads from TRIM_HORIZON. LATEST starts
+a new query at the newest record each shard holds, found the same way.
 
 Resharding: a child shard (after SplitShard, MergeShards or UpdateShardCount) is started
 only once every parent listed with it is at ``SHARD_END``, so a partition key's records
@@ -31,16 +35,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Final
 
-from pyspark.sql.datasource import (
-    DataSource,
-    DataSourceStreamReader,
-    InputPartition,
-)
+from pyspark.sql.datasource import DataSource, SimpleDataSourceStreamReader
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType, TimestampType
 
 from services.core.errors import TerminalError, TransientError
@@ -63,12 +64,16 @@ TRIM_HORIZON: Final = "trim_horizon"
 LATEST: Final = "latest"
 # GetRecords returns at most 10,000 records per call; the shard's 2 MB/s limit applies anyway.
 DEFAULT_FETCH: Final = 10_000
-# Empty, caught-up GetRecords answers an executor tolerates before the record it was sent
-# for (seen by the driver) must be considered missing.
+# Empty, caught-up GetRecords answers a replay tolerates before the record it was sent for
+# (seen by a peek) must be considered missing.
 MAX_EMPTY_POLLS: Final = 20
 EMPTY_POLL_SLEEP_S: Final = 0.1
+# The records a peek fetched make the batch up to this many bytes of data per shard; a larger
+# range (a backlog) is read from Kinesis again instead of held in memory.
+MAX_CARRIED_BYTES: Final = 8 * 1024 * 1024
 
 Offsets = dict[str, dict[str, str]]
+Row = tuple[Any, ...]
 
 
 def kinesis_client(options: Mapping[str, str]) -> Any:
@@ -123,15 +128,58 @@ def list_shards(client: Any, stream: str) -> list[dict[str, Any]]:
 
 @dataclass
 class _Cursor:
-    """The driver's read-ahead position in one shard (None: nothing seen yet)."""
+    """The driver's read-ahead position in one shard (None: nothing seen yet), and the rows
+    its peeks fetched since ``carried_from`` (exclusive; None: the shard's start), in order.
+
+    ``carried`` is None once the rows outgrow ``MAX_CARRIED_BYTES``: that range is read from
+    Kinesis again, and carrying starts again from where the peeks stand.
+    """
 
     position: str | None = None
     iterator: str | None = None
+    carried: list[Row] | None = field(default_factory=list)
+    carried_from: str | None = None
+    carried_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        self.carried_from = self.position
+
+    def carry(self, rows: list[Row]) -> None:
+        if self.carried is None:
+            return
+        self.carried_bytes += sum(len(row[1]) for row in rows)
+        if self.carried_bytes > MAX_CARRIED_BYTES:
+            self.carried = None
+        else:
+            self.carried += rows
+
+    def restart_carrying(self) -> None:
+        """Carry from where the peeks stand (what was carried is dropped)."""
+        self.carried, self.carried_from, self.carried_bytes = [], self.position, 0
+
+    def take(self, start: str | None, end: str) -> tuple[Row, ...] | None:
+        """The carried rows after ``start`` up to ``end``, or None when they aren't all here;
+        either way carrying goes on from ``end``."""
+        carried, carried_from = self.carried, self.carried_from
+        if carried is None:
+            self.restart_carrying()
+            return None
+        if end == SHARD_END:
+            taken, rest = carried, []
+        else:
+            last = int(end)
+            cut = next((i for i, row in enumerate(carried) if int(row[4]) > last), len(carried))
+            taken, rest = carried[:cut], carried[cut:]
+        self.carried, self.carried_from = rest, end
+        self.carried_bytes = sum(len(row[1]) for row in rest)
+        complete = end == SHARD_END and self.position == SHARD_END
+        complete |= bool(taken) and taken[-1][4] == end
+        return tuple(taken) if carried_from == start and complete else None
 
 
 @dataclass
-class ShardRange(InputPartition):
-    """One Spark task: the records of one shard after ``start`` up to ``end``."""
+class ShardRange:
+    """The records of one shard after ``start`` (None: from its start) up to ``end``."""
 
     stream: str
     shard: str
@@ -139,8 +187,21 @@ class ShardRange(InputPartition):
     end: str
 
 
-class KinesisStreamReader(DataSourceStreamReader):
-    """Per-shard sequence-number offsets; the driver peeks ahead, the executors read ranges."""
+def shard_ranges(start: Offsets, end: Offsets) -> list[ShardRange]:
+    """The shards that moved between two offsets, in a stable order."""
+    ranges: list[ShardRange] = []
+    for stream, shards in end.items():
+        before = start.get(stream, {})
+        for shard, last in sorted(shards.items()):
+            first = before.get(shard)
+            if first != last and first != SHARD_END:
+                ranges.append(ShardRange(stream, shard, first, last))
+    return ranges
+
+
+class KinesisStreamReader(SimpleDataSourceStreamReader):
+    """Per-shard sequence-number offsets; the driver peeks ahead, and what it fetched is the
+    batch."""
 
     def __init__(self, options: Mapping[str, str]) -> None:
         # Kept as given: dict(options) would lower-case the keys of Spark's case-insensitive
@@ -152,8 +213,8 @@ class KinesisStreamReader(DataSourceStreamReader):
             raise TerminalError(f"initialPosition must be trim_horizon or latest, not {position!r}")
         self.initial_position = position
         self.fetch = int(options.get("maxRecordsPerFetch") or DEFAULT_FETCH)
-        # Driver-only state, created on first use: Spark pickles a fresh reader for the
-        # executors, and a boto3 client can't be pickled.
+        # Driver-only state, created on first use: Spark pickles a fresh reader for a
+        # replay's task, and a boto3 client can't be pickled.
         self._client: Any = None
         self._cursors: dict[tuple[str, str], _Cursor] = {}
         self._listings: dict[str, dict[str, dict[str, Any]]] = {}
@@ -165,27 +226,34 @@ class KinesisStreamReader(DataSourceStreamReader):
         """TRIM_HORIZON: nothing started; LATEST: everything held now counts as taken."""
         if self.initial_position == TRIM_HORIZON:
             return {stream: {} for stream in self.streams}
-        return self._advance()
+        offsets = self._advance()
+        for cursor in self._cursors.values():
+            cursor.restart_carrying()  # what the streams held before is not read
+        return offsets
 
-    def latestOffset(self, start: Offsets | None = None, limit: Any = None) -> Offsets:
-        """Peek every eligible shard up to its newest record (Spark 4.2 also passes ``start``)."""
-        if start:
-            self._learn(start)
-        return self._advance()
+    def read(self, start: Offsets) -> tuple[Iterator[Row], Offsets]:
+        """Peek every eligible shard up to its newest record: the records after ``start``,
+        and the offsets they reach."""
+        self._learn(start)
+        end = self._advance()
+        rows: list[Row] = []
+        missing: list[ShardRange] = []
+        for part in shard_ranges(start, end):
+            taken = self._cursors[(part.stream, part.shard)].take(part.start, part.end)
+            if taken is None:
+                missing.append(part)
+            else:
+                rows += taken
+        if not missing:
+            return iter(rows), end
+        return _Rows(rows, missing, self._kinesis, self.fetch), end
 
-    def partitions(self, start: Offsets, end: Offsets) -> list[InputPartition]:
-        """One task per shard that moved between ``start`` and ``end``."""
-        # After a restart the driver knows nothing; the batch being replayed tells it where
-        # the query stands, so the next peek needn't start from TRIM_HORIZON.
-        self._learn(end)
-        ranges: list[InputPartition] = []
-        for stream, shards in end.items():
-            before = start.get(stream, {})
-            for shard, last in sorted(shards.items()):
-                first = before.get(shard)
-                if first != last and first != SHARD_END:
-                    ranges.append(ShardRange(stream, shard, first, last))
-        return ranges
+    def readBetweenOffsets(self, start: Offsets, end: Offsets) -> Iterator[Row]:
+        """A batch Spark replays (after a restart): its ranges read from Kinesis again."""
+        client = worker_client(self.options)
+        return chain.from_iterable(
+            read_range(client, part, self.fetch) for part in shard_ranges(start, end)
+        )
 
     def _kinesis(self) -> Any:
         if self._client is None:
@@ -259,6 +327,7 @@ class KinesisStreamReader(DataSourceStreamReader):
                 cursor.iterator = None
                 continue
             if page["Records"]:
+                cursor.carry([_row(stream, shard, record) for record in page["Records"]])
                 cursor.position = page["Records"][-1]["SequenceNumber"]
             cursor.iterator = page.get("NextShardIterator")
             if cursor.iterator is None:
@@ -271,11 +340,41 @@ class KinesisStreamReader(DataSourceStreamReader):
             if not page.get("MillisBehindLatest"):
                 return False
 
-    # ---- executors --------------------------------------------------------------------
-    def read(self, partition: InputPartition) -> Iterator[tuple[Any, ...]]:
-        """The records of one shard range, in sequence order."""
-        assert isinstance(partition, ShardRange)
-        return read_range(worker_client(self.options), partition, self.fetch)
+
+class _Rows:
+    """A batch's rows: those the peeks carried, then ranges read from Kinesis, but only once
+    iterated. A restarted driver's first read starts where Spark's checkpoint doesn't, and
+    Spark never asks for it (it reads the batch it plans with ``readBetweenOffsets``)."""
+
+    def __init__(
+        self, carried: list[Row], ranges: list[ShardRange], client: Callable[[], Any], fetch: int
+    ) -> None:
+        self.carried, self.ranges, self.client, self.fetch = carried, ranges, client, fetch
+        self._rows: Iterator[Row] | None = None
+
+    def __iter__(self) -> Iterator[Row]:
+        return self
+
+    def __next__(self) -> Row:
+        if self._rows is None:  # a copy made before the first row reads on its own
+            client = self.client()
+            self._rows = chain(
+                self.carried,
+                chain.from_iterable(read_range(client, r, self.fetch) for r in self.ranges),
+            )
+        return next(self._rows)
+
+
+def _row(stream: str, shard: str, record: Mapping[str, Any]) -> Row:
+    """A GetRecords record as a row of ``KINESIS_SCHEMA``."""
+    return (
+        record.get("PartitionKey"),
+        record["Data"],
+        stream,
+        shard,
+        record["SequenceNumber"],
+        record.get("ApproximateArrivalTimestamp"),
+    )
 
 
 def read_range(client: Any, part: ShardRange, fetch: int) -> Iterator[tuple[Any, ...]]:
@@ -295,14 +394,7 @@ def read_range(client: Any, part: ShardRange, fetch: int) -> Iterator[tuple[Any,
             seq = record["SequenceNumber"]
             if last is not None and int(seq) > last:
                 return
-            yield (
-                record.get("PartitionKey"),
-                record["Data"],
-                part.stream,
-                part.shard,
-                seq,
-                record.get("ApproximateArrivalTimestamp"),
-            )
+            yield _row(part.stream, part.shard, record)
             position = seq
             if last is not None and int(seq) == last:
                 return
@@ -342,5 +434,5 @@ class KinesisDataSource(DataSource):
     def schema(self) -> StructType:
         return KINESIS_SCHEMA
 
-    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+    def simpleStreamReader(self, schema: StructType) -> SimpleDataSourceStreamReader:
         return KinesisStreamReader(self.options)

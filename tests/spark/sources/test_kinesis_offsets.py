@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from spark.jobs.streaming_job import resume_hint
-from spark.sources.kinesis_source import SHARD_END, KinesisStreamReader, ShardRange, read_range
+from spark.sources import kinesis_source
+from spark.sources.kinesis_source import (
+    SHARD_END,
+    KinesisStreamReader,
+    ShardRange,
+    read_range,
+    shard_ranges,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +35,7 @@ class FakeKinesis:
 
     def __init__(self, shards: dict[str, dict[str, Any]]) -> None:
         self.shards = shards
+        self.reads: list[str] = []  # the shard of each GetRecords call
 
     def list_shards(self, StreamName: str) -> dict[str, Any]:
         return {
@@ -47,6 +55,7 @@ class FakeKinesis:
 
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
         shard, index = ShardIterator.split("|")
+        self.reads.append(shard)
         seqs = self.shards[shard]["seqs"]
         page = seqs[int(index) : int(index) + Limit]
         nxt = int(index) + len(page)
@@ -66,6 +75,10 @@ def reader(kinesis: FakeKinesis, **options: str) -> KinesisStreamReader:
     return r
 
 
+def seqs(rows: Any) -> list[str]:
+    return [row[4] for row in rows]
+
+
 def split_stream(parent_closed: bool) -> FakeKinesis:
     return FakeKinesis(
         {
@@ -78,19 +91,27 @@ def split_stream(parent_closed: bool) -> FakeKinesis:
 
 def test_children_wait_for_their_parent_to_end() -> None:
     open_parent = reader(split_stream(parent_closed=False))
-    assert open_parent.latestOffset() == {STREAM: {"p": "3"}}
+    assert open_parent.read(open_parent.initialOffset())[1] == {STREAM: {"p": "3"}}
 
     source = reader(split_stream(parent_closed=True))
     start = source.initialOffset()
-    end = source.latestOffset()
+    rows, end = source.read(start)
     assert end == {STREAM: {"p": SHARD_END, "a": "12", "b": "11"}}
-    ranges = source.partitions(start, end)
-    assert ranges == [
-        ShardRange(STREAM, "a", None, "12"),
-        ShardRange(STREAM, "b", None, "11"),
-        ShardRange(STREAM, "p", None, SHARD_END),
+    assert [(r.stream, r.shard, r.start, r.end) for r in shard_ranges(start, end)] == [
+        (STREAM, "a", None, "12"),
+        (STREAM, "b", None, "11"),
+        (STREAM, "p", None, SHARD_END),
     ]
-    assert source.partitions(end, source.latestOffset()) == []
+    assert [(row[3], row[4]) for row in rows] == [
+        ("a", "10"),
+        ("a", "12"),
+        ("b", "11"),
+        ("p", "1"),
+        ("p", "2"),
+        ("p", "3"),
+    ]
+    rows, again = source.read(end)
+    assert again == end and list(rows) == []
 
 
 def test_a_restarted_driver_peeks_on_from_the_hint() -> None:
@@ -103,9 +124,16 @@ def test_a_restarted_driver_peeks_on_from_the_hint() -> None:
         calls.append(kw.get("StartingSequenceNumber"))
         return real(**kw)
 
-    kinesis.get_shard_iterator = spy  # type: ignore[method-assign]
-    assert cold.latestOffset() == {STREAM: {"x": "4"}}
+    kinesis.get_shard_iterator = spy  # type: ignore[method-assign,assignment]
+    # Spark 4.0 starts a restarted driver's first read at the initial offset.
+    rows, end = cold.read(cold.initialOffset())
+    assert end == {STREAM: {"x": "4"}}
     assert calls == ["2"]
+    # Its rows (from the shard's start) are read only if Spark asks for them, which it
+    # doesn't: the batch it runs starts at its checkpoint.
+    assert kinesis.reads == ["x"]
+    assert seqs(rows) == ["1", "2", "3", "4"]
+    assert calls == ["2", None]
 
 
 def test_a_range_yields_exactly_its_records() -> None:
@@ -114,6 +142,73 @@ def test_a_range_yields_exactly_its_records() -> None:
     assert seqs == ["2", "3", "4"]
     to_end = [row[4] for row in read_range(kinesis, ShardRange(STREAM, "c", None, SHARD_END), 1)]
     assert to_end == ["7", "8"]
+
+
+def replays_read_from(monkeypatch: pytest.MonkeyPatch, kinesis: FakeKinesis) -> None:
+    """A replay's task (``readBetweenOffsets``) reads ``kinesis``."""
+    monkeypatch.setattr(kinesis_source, "worker_client", lambda options: kinesis)
+
+
+def test_a_batch_is_what_the_peeks_fetched_and_kinesis_is_read_once() -> None:
+    kinesis = FakeKinesis({"x": {"seqs": [1, 2, 3, 4, 5]}})
+    source = reader(kinesis)
+    start = source.initialOffset()
+    rows, end = source.read(start)
+    peeked = list(kinesis.reads)
+    assert seqs(rows) == ["1", "2", "3", "4", "5"]
+    assert kinesis.reads == peeked
+    assert end == {STREAM: {"x": "5"}}
+
+    kinesis.shards["x"]["seqs"] += [6, 7]
+    rows, end = source.read(end)
+    assert seqs(rows) == ["6", "7"]
+    assert end == {STREAM: {"x": "7"}}
+
+
+def test_a_replayed_batch_reads_exactly_its_records_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kinesis = FakeKinesis({"x": {"seqs": [1, 2, 3, 4, 5]}, "y": {"seqs": [8, 9]}})
+    source = reader(kinesis)
+    start = source.initialOffset()
+    rows, end = source.read(start)
+    carried = list(rows)
+    replays_read_from(monkeypatch, kinesis)
+    # A fresh reader, as in the task Spark runs for a replay.
+    replayed = list(reader(FakeKinesis({})).readBetweenOffsets(start, end))
+    assert replayed == carried
+    assert [r[4] for r in reader(kinesis).readBetweenOffsets({STREAM: {"x": "2"}}, end)] == [
+        "3",
+        "4",
+        "5",
+        "8",
+        "9",
+    ]
+
+
+def test_a_backlog_past_the_carrying_limit_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    kinesis = FakeKinesis({"x": {"seqs": [1, 2, 3, 4, 5]}})
+    monkeypatch.setattr(kinesis_source, "MAX_CARRIED_BYTES", 2 * len(b"{}"))
+    source = reader(kinesis)
+    rows, end = source.read(source.initialOffset())
+    peeked = len(kinesis.reads)
+    assert seqs(rows) == ["1", "2", "3", "4", "5"]
+    assert len(kinesis.reads) > peeked  # not held: read again
+    kinesis.shards["x"]["seqs"] += [6, 7]
+    rows, end = source.read(end)
+    peeked = len(kinesis.reads)
+    assert seqs(rows) == ["6", "7"]
+    assert len(kinesis.reads) == peeked  # within the limit again: carried
+
+
+def test_latest_reads_only_what_came_after_the_start() -> None:
+    kinesis = FakeKinesis({"x": {"seqs": [1, 2, 3]}})
+    source = reader(kinesis, initialPosition="latest")
+    start = source.initialOffset()
+    assert start == {STREAM: {"x": "3"}}
+    kinesis.shards["x"]["seqs"] += [4, 5]
+    rows, _ = source.read(start)
+    assert seqs(rows) == ["4", "5"]
 
 
 def test_resume_hint_is_the_newest_logged_offset(tmp_path: Path) -> None:
