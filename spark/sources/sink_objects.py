@@ -69,8 +69,23 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]
         return sorted(o for found in pool.map(list_all, folders) for o in found)
 
 
+Listing = list[tuple[str, tuple[str, int]]]  # (name, (key, size)) of each object
+
+
+def list_prefixes(client: Any, bucket: str, prefixes: dict[str, str]) -> Listing:
+    """Every object under each name's prefix (``list_objects``), the prefixes side by side."""
+    with ThreadPoolExecutor(max_workers=max(1, len(prefixes))) as pool:
+        found = pool.map(lambda prefix: list_objects(client, bucket, prefix), prefixes.values())
+        return [(name, obj) for name, objs in zip(prefixes, found, strict=True) for obj in objs]
+
+
 def fetch_objects(
-    settings: Settings, prefixes: dict[str, str], spool: Path, threads: int = FETCH_THREADS
+    settings: Settings,
+    prefixes: dict[str, str],
+    spool: Path,
+    threads: int = FETCH_THREADS,
+    listed: Listing | None = None,
+    client: Any = None,
 ) -> int:
     """GET every object under each name's prefix into a Parquet file in ``spool``: columns
     ``name``, ``key`` and ``body`` (text). Returns how many objects.
@@ -83,11 +98,10 @@ def fetch_objects(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    client = s3_client(settings, threads)
+    client = client or s3_client(settings, threads)
     bucket = settings.bucket
-    with ThreadPoolExecutor(max_workers=max(1, len(prefixes))) as pool:
-        found = pool.map(lambda prefix: list_objects(client, bucket, prefix), prefixes.values())
-        listed = [(name, obj) for name, objs in zip(prefixes, found, strict=True) for obj in objs]
+    if listed is None:
+        listed = list_prefixes(client, bucket, prefixes)
 
     def get(key: str) -> str:
         body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -138,13 +152,31 @@ class Spool:
         self.settings = settings
         self.prefixes = prefixes
         self.folder = folder
+        self.listed: Listing | None = None
         self._pending: Future[int] | None = None
 
     def start(self) -> Spool:
+        """List the objects now (``size`` is known from here on), GET them in the background."""
+        client = s3_client(self.settings, FETCH_THREADS)
+        self.listed = list_prefixes(client, self.settings.bucket, self.prefixes)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
-        self._pending = pool.submit(fetch_objects, self.settings, self.prefixes, self.folder)
+        self._pending = pool.submit(
+            fetch_objects,
+            self.settings,
+            self.prefixes,
+            self.folder,
+            listed=self.listed,
+            client=client,
+        )
         pool.shutdown(wait=False)  # the thread ends with the fetch
         return self
+
+    @property
+    def size(self) -> int:
+        """Bytes of every object listed (``start`` lists them)."""
+        if self.listed is None:
+            raise RuntimeError("the spool lists its objects when it starts")
+        return sum(size for _, (_, size) in self.listed)
 
     def wait(self) -> Path:
         """The folder, once every object is in it (a failed fetch raises here)."""

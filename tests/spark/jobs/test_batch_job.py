@@ -14,9 +14,17 @@ from deltalake import DeltaTable
 from emulator.sampler import RowSampler
 from services.core.settings import Settings
 from services.source_db.database import make_engine
-from spark.jobs.batch_job import MALFORMED, BatchResult, run
+from spark.jobs.batch_job import (
+    MALFORMED,
+    QUICK_JIT,
+    SMALL_INPUT_BYTES,
+    BatchResult,
+    run,
+    small_input_jvm,
+)
 from spark.session import get_spark
 from spark.sinks.tables import read_delta
+from spark.sources.loading import raw_spool
 from tests import contract_values as c
 from tests.conftest import INGESTED_EVENTS, unique_name
 
@@ -252,3 +260,23 @@ def test_the_small_input_cleans_to_one_row_per_post(hand_run: BatchResult) -> No
         5: (50_000, "Di"),
         6: (10, "Eve"),
     }
+
+
+def test_a_started_spool_knows_its_input_size_and_a_small_one_gets_the_quick_jit(
+    ingested_bucket: Settings, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3", **ingested_bucket.boto3_kwargs())
+    listed = [
+        (o["Key"], o["Size"])
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=ingested_bucket.bucket, Prefix="topics/"
+        )
+        for o in page.get("Contents", [])
+        if o["Key"].endswith(".json")
+    ]
+    spool = raw_spool(ingested_bucket, tmp_path / "spool").start()
+    assert {key for _, (key, _) in spool.listed or []} == {key for key, _ in listed}
+    assert spool.size == sum(size for _, size in listed) > 0
+    spool.wait()
+    assert small_input_jvm(spool.size) == QUICK_JIT
+    assert small_input_jvm(SMALL_INPUT_BYTES) == {}
