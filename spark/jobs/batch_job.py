@@ -293,8 +293,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 # Below this many bytes of input, a new session runs on the JVM's quick JIT tier (C1 only).
-# Measured on the demo's 3,000 objects (1 MB): the job's process took 22-25 s against
-# 27-28 s, since C2 compiling competes for the two cores with a job of a few seconds. On
+# Measured on the demo's 3,000 objects (1 MB): the job's process took 23.5-25.8 s against
+# 27-30 s, since C2 compiling competes for the two cores with a job of a few seconds. On
 # 1M rows (260 MB) C1 alone took 66 s against 39 s: big inputs keep the full JIT.
 SMALL_INPUT_BYTES = 64 * 2**20
 QUICK_JIT = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}

@@ -80,15 +80,11 @@ def list_prefixes(client: Any, bucket: str, prefixes: dict[str, str]) -> Listing
 
 
 def fetch_objects(
-    settings: Settings,
-    prefixes: dict[str, str],
-    spool: Path,
-    threads: int = FETCH_THREADS,
-    listed: Listing | None = None,
-    client: Any = None,
+    client: Any, bucket: str, listed: Listing, spool: Path, threads: int = FETCH_THREADS
 ) -> int:
-    """GET every object under each name's prefix into a Parquet file in ``spool``: columns
-    ``name``, ``key`` and ``body`` (text). Returns how many objects.
+    """GET every listed object (``list_prefixes``) into a Parquet file in ``spool``: columns
+    ``name``, ``key`` and ``body`` (text), with a client of ``threads`` connections. Returns
+    how many objects.
 
     Objects are fetched and written a chunk at a time (about ``SPOOL_CHUNK_BYTES``, one row
     group each), so the driver holds one chunk, never the bucket, and Spark reads the file
@@ -97,11 +93,6 @@ def fetch_objects(
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    client = client or s3_client(settings, threads)
-    bucket = settings.bucket
-    if listed is None:
-        listed = list_prefixes(client, bucket, prefixes)
 
     def get(key: str) -> str:
         body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -146,7 +137,8 @@ def _chunks(
 class Spool:
     """The objects under each name's prefix, fetched into ``folder`` (``fetch_objects``):
     now, or in the background from ``start()`` on, so that a new process fetches the bucket
-    while its Spark session starts."""
+    while its Spark session starts. ``start`` lists them first, so the input's size can
+    choose the session's settings."""
 
     def __init__(self, settings: Settings, prefixes: dict[str, str], folder: Path) -> None:
         self.settings = settings
@@ -161,12 +153,7 @@ class Spool:
         self.listed = list_prefixes(client, self.settings.bucket, self.prefixes)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._pending = pool.submit(
-            fetch_objects,
-            self.settings,
-            self.prefixes,
-            self.folder,
-            listed=self.listed,
-            client=client,
+            fetch_objects, client, self.settings.bucket, self.listed, self.folder
         )
         pool.shutdown(wait=False)  # the thread ends with the fetch
         return self
