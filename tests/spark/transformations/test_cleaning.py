@@ -13,7 +13,14 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    DataType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from services.core.settings import TABLES
 from spark.transformations import cleaning as cl
@@ -291,6 +298,32 @@ def test_parse_follower_count(parsed: dict, text: str | None, expected: int | No
 @pytest.mark.parametrize(("text", "expected"), INTEGERS)
 def test_parse_integer(parsed: dict, text: str | None, expected: int | None) -> None:
     assert parsed["integer"][text] == expected
+
+
+# Texts either side of the long cast's line: its fast path must read what the exact
+# decimal path reads, and leave the rest to it.
+INTEGER_EDGES = [
+    *(text for text, _ in INTEGERS),
+    *("+42", "-42", "042", "-0", "0.0", "42.000", "-42.0", "4.2e1", "4.25e1", "1e3", "42."),
+    *(".5", "\t42", "42\n", "4 2", "0x2A", "42L", "", " ", "--42", "9223372036854775807"),
+    *("-9223372036854775808", "-9223372036854775809", "2147483647", "2147483648", "1e19"),
+]
+
+
+@pytest.mark.parametrize("data_type", [LongType(), IntegerType()], ids=["long", "int"])
+def test_parse_integer_fast_path_reads_as_the_exact_path(
+    spark: SparkSession, data_type: DataType
+) -> None:
+    df = spark.createDataFrame([(t,) for t in INTEGER_EDGES], "v string")
+    text = F.trim(F.col("v"))
+    rows = df.select(
+        "v",
+        cl.parse_integer(F.col("v"), data_type).alias("fast"),
+        cl._parse_integer_exact(text, data_type).alias("exact"),
+    ).collect()
+    assert len(rows) == len(INTEGER_EDGES)
+    assert {r.v: r.fast for r in rows} == {r.v: r.exact for r in rows}
+    assert {r.v: r.fast for r in rows}["-42.0"] == -42
 
 
 @pytest.mark.parametrize(("text", "expected"), TIMESTAMPS)
