@@ -96,6 +96,13 @@ def require_jars(settings: Settings) -> None:
 SESSION_TIME_ZONE = "spark.sql.session.timeZone"
 
 
+# A local session's caches live in the driver's own memory, for one run: compressing them
+# costs more than it saves. On a million rows, building the batch job's caches spent about
+# a tenth of its CPU choosing and applying encodings; uncompressed, the job took 21-24 s
+# against 26-27 s. A cluster (Databricks) keeps its own setting.
+LOCAL_SESSION = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
+
+
 def get_spark(
     settings: Settings, app_name: str = "pinpipe", extra: Mapping[str, str] | None = None
 ) -> SparkSession:
@@ -129,7 +136,11 @@ def get_spark(
         builder = builder.master(settings.spark_master)
         require_jars(settings)
         jars = local_jars(settings)
-        local_config = {**(jar_config(settings, jars) if jars else {}), **(extra or {})}
+        local_config = {
+            **LOCAL_SESSION,
+            **(jar_config(settings, jars) if jars else {}),
+            **(extra or {}),
+        }
         for key, value in local_config.items():
             builder = builder.config(key, value)
     with jvm_output(settings):

@@ -69,3 +69,15 @@ def test_a_reused_session_left_in_another_zone_parses_and_dates_in_utc(
         assert (row.y, row.epoch) == (2020, 1609457400)
     finally:
         spark.conf.set(SESSION_TIME_ZONE, "UTC")
+
+
+def test_a_local_session_keeps_its_caches_uncompressed(spark: SparkSession) -> None:
+    # Started by get_spark like the jobs' sessions: a cache on the driver's own memory is
+    # cheaper to build uncompressed, and a cached frame still reads back whole.
+    assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "false"
+    df = spark.range(1_000).selectExpr("id", "cast(id % 7 AS string) AS s").cache()
+    try:
+        assert df.count() == 1_000
+        assert df.filter("s = '3'").count() == 143
+    finally:
+        df.unpersist()
