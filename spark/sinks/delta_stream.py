@@ -60,6 +60,11 @@ QUARANTINE_COLUMNS: Final = (
 )
 QUERY_ID_PROPERTY: Final = "sql.streaming.queryId"
 QUARANTINE: Final = "quarantine"  # the quarantine's key among a batch's tables
+# A merged table gains a small file per micro-batch, and an insert-only MERGE reads every
+# file of its target. Measured with delta-rs, 30 rows a merge: 15 ms against 10 files,
+# 140 ms against 300, 231 ms against 1,000, and 25 ms again once those 1,000 were
+# compacted (which took 0.33 s). So a merged table is compacted once it holds this many.
+COMPACT_AT_FILES: Final = 64
 
 
 class TableWriter(Protocol):
@@ -84,11 +89,13 @@ class DeltaRsWriter:
     A micro-batch's tables are collected in one Spark job (``collect_arrow``): at a
     trigger's worth of records, each job costs more in scheduling than in work. Each table
     is opened once and brought up to date with the commits since (``update_incremental``),
-    not read from its log again every micro-batch.
+    not read from its log again every micro-batch. A merged table is compacted after the
+    write that takes it to ``compact_at`` files, so a long run's MERGE doesn't slow down.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, compact_at: int = COMPACT_AT_FILES) -> None:
         self.storage = storage_options(settings) or None
+        self.compact_at = compact_at
         self._tables: dict[str, DeltaTable] = {}
 
     def _table(self, uri: str) -> DeltaTable | None:
@@ -140,10 +147,38 @@ class DeltaRsWriter:
             .when_not_matched_insert_all()
             .execute()
         )
+        self._compact(table, uri)
         # An insert-only MERGE whose rows all match inserts nothing, and delta-rs then
         # commits nothing (no transaction recorded): a replay of it merges again, which
         # again inserts nothing.
         return int(metrics.get("num_target_rows_inserted", rows.num_rows))
+
+    def _compact(self, table: DeltaTable, uri: str) -> None:
+        """Bin-pack the table's files once there are ``compact_at`` of them.
+
+        The compaction's commit rewrites files, not rows, and the app transactions stay in
+        the table's state, so a replayed batch is still recognised. It is an optimisation:
+        when it fails (a concurrent writer, storage), the batch stands, and the next write
+        tries again.
+        """
+        from deltalake.exceptions import DeltaError
+
+        files = len(table.file_uris())
+        if files < self.compact_at:
+            return
+        started = time.perf_counter()
+        try:
+            metrics = table.optimize.compact()
+        except (DeltaError, OSError) as err:
+            log.warning("compacting %s (%d files) failed, tried again later: %s", uri, files, err)
+            return
+        log.info(
+            "compacted %s: %s files into %s (%.2fs)",
+            uri,
+            metrics.get("numFilesRemoved"),
+            metrics.get("numFilesAdded"),
+            time.perf_counter() - started,
+        )
 
     def count(self, uri: str) -> int:
         table = self._table(uri)

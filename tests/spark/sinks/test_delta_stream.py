@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from services.core.settings import TABLES, Settings
-from spark.sinks.delta_stream import DeltaStreamSink, TableWriter, table_writer
+from spark.sinks.delta_stream import DeltaRsWriter, DeltaStreamSink, TableWriter, table_writer
 from spark.sinks.tables import table_uri
 from spark.sources.kinesis_source import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS
@@ -216,3 +216,59 @@ def test_later_batches_merge_on_ind(
     rows = delta_rows(settings, settings.delta_tables["pin"])
     assert [(r["ind"], r["category"]) for r in rows] == [(1, "art"), (2, "art"), (3, "travel")]
     assert rows == expected(spark, "pin", [pin(1), pin(2), pin(3, category="travel")])
+
+
+def pin_batches(settings: Settings, spark: SparkSession, inds: range) -> list[DataFrame]:
+    """One micro-batch per ``ind``, each a new post."""
+    batches = []
+    for ind in inds:
+        batch = Batch(settings)
+        batch.add("pin", as_object(pin(ind)))
+        batches.append(batch.frame(spark))
+    return batches
+
+
+def test_a_long_run_compacts_its_merged_tables_and_still_knows_its_batches(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    settings = Settings(user_id="compact", warehouse_uri=str(tmp_path / "warehouse"))
+    uri = table_uri(settings, settings.delta_tables["pin"])
+    outcomes: list[Any] = []
+    sink = DeltaStreamSink(settings, DeltaRsWriter(settings, compact_at=3), "app", outcomes.append)
+    batches = pin_batches(settings, spark, range(1, 8))
+    files = []
+    for batch_id, frame in enumerate(batches):
+        sink(frame, batch_id)
+        files.append(len(DeltaTable(uri).file_uris()))
+    # A file per batch, bin-packed into one whenever there are three.
+    assert files == [1, 2, 1, 2, 1, 2, 1]
+    operations = [c["operation"] for c in DeltaTable(uri).history()]
+    assert operations.count("OPTIMIZE") == 3
+    assert [r["ind"] for r in delta_rows(settings, settings.delta_tables["pin"])] == list(
+        range(1, 8)
+    )
+    # The compaction's commits carry no transaction, and the batches' stay known.
+    sink(batches[-1], len(batches) - 1)
+    assert "pin" in outcomes[-1].replayed
+    assert DeltaTable(uri).transaction_version("pinpipe-stream-app") is None
+    assert DeltaTable(uri).transaction_version("app") == len(batches) - 1
+
+
+def test_a_failed_compaction_leaves_the_batch_written(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.table import TableOptimizer
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise CommitFailedError("a concurrent writer")
+
+    monkeypatch.setattr(TableOptimizer, "compact", refuse)
+    settings = Settings(user_id="nocompact", warehouse_uri=str(tmp_path / "warehouse"))
+    outcomes: list[Any] = []
+    sink = DeltaStreamSink(settings, DeltaRsWriter(settings, compact_at=2), "app", outcomes.append)
+    for batch_id, frame in enumerate(pin_batches(settings, spark, range(1, 4))):
+        sink(frame, batch_id)
+    assert [o.merged["pin"] for o in outcomes] == [1, 1, 1]
+    assert [r["ind"] for r in delta_rows(settings, settings.delta_tables["pin"])] == [1, 2, 3]
+    assert "failed, tried again later: a concurrent writer" in caplog.text
