@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 if __package__ in (None, ""):  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -96,14 +97,26 @@ class StreamResult:
         return {**asdict(self), "seconds": round(self.seconds, 2)}
 
 
+def local_checkpoint(checkpoint: str) -> Path | None:
+    """The folder of a checkpoint on the local disk (a path, or a ``file:`` URI); None for a
+    checkpoint anywhere else (``dbfs:``, ``s3:``)."""
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", checkpoint)
+    if scheme is None:
+        return Path(checkpoint)
+    if scheme.group(1).lower() == "file":
+        return Path(urlparse(checkpoint).path)
+    return None
+
+
 def resume_hint(checkpoint: str) -> str:
     """The newest offsets a local checkpoint logged, as JSON ("" if none).
 
     Spark 4.0 doesn't tell a Python source where a restarted query stands; without this
     hint the source's first peek would read every shard from TRIM_HORIZON.
     """
-    offsets = Path(checkpoint) / "offsets"
-    if "://" in checkpoint or not offsets.is_dir():
+    folder = local_checkpoint(checkpoint)
+    offsets = folder / "offsets" if folder else None
+    if offsets is None or not offsets.is_dir():
         return ""
     batches = [int(p.name) for p in offsets.iterdir() if p.name.isdigit()]
     if not batches:
@@ -173,8 +186,8 @@ def checkpoint_location(settings: Settings) -> str:
 
 def follows_recreated_streams(checkpoint: str) -> bool:
     """True for a new local checkpoint of a query that has one for earlier streams."""
-    path = Path(checkpoint)
-    if "://" in checkpoint or (path / "offsets").is_dir():
+    path = local_checkpoint(checkpoint)
+    if path is None or (path / "offsets").is_dir():
         return False
     query = path.name.rsplit("-", 1)[0]
     return path.parent.is_dir() and any(
@@ -186,9 +199,7 @@ def follows_recreated_streams(checkpoint: str) -> bool:
 def checkpoint_file_manager(checkpoint: str) -> str | None:
     """The checkpoint file manager a query with this checkpoint uses: the FileSystem one on a
     local disk, Spark's default (None) anywhere else."""
-    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", checkpoint)
-    local = scheme is None or scheme.group(1).lower() == "file"
-    return LOCAL_CHECKPOINT_FILE_MANAGER if local else None
+    return LOCAL_CHECKPOINT_FILE_MANAGER if local_checkpoint(checkpoint) else None
 
 
 def use_checkpoint_file_manager(spark: SparkSession, checkpoint: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -15,6 +14,7 @@ from spark.jobs.streaming_job import (
     CHECKPOINT_FILE_MANAGER_CONF,
     LOCAL_CHECKPOINT_FILE_MANAGER,
     checkpoint_file_manager,
+    local_checkpoint,
     stop,
     use_checkpoint_file_manager,
 )
@@ -29,6 +29,9 @@ def test_only_a_local_checkpoint_gets_the_file_system_manager() -> None:
     assert checkpoint_file_manager("file:///tmp/q") == LOCAL_CHECKPOINT_FILE_MANAGER
     assert checkpoint_file_manager("dbfs:/pinpipe/checkpoints/q") is None
     assert checkpoint_file_manager("s3://bucket/checkpoints/q") is None
+    # The same rule finds a checkpoint's folder for the resume hint.
+    assert local_checkpoint("file:///tmp/q") == Path("/tmp/q")
+    assert local_checkpoint("dbfs:/pinpipe/checkpoints/q") is None
 
 
 class Batches:
@@ -53,7 +56,7 @@ class Batches:
         raise AssertionError(f"fewer than {filled} micro-batches with rows in {timeout:g}s")
 
 
-def run(spark: SparkSession, checkpoint: Path, batches: Batches, filled: int) -> Any:
+def run(spark: SparkSession, checkpoint: Path, batches: Batches, filled: int) -> None:
     query = (
         spark.readStream.format("rate")
         .option("rowsPerSecond", 20)
@@ -67,7 +70,6 @@ def run(spark: SparkSession, checkpoint: Path, batches: Batches, filled: int) ->
         batches.wait_for(filled)
     finally:
         stop(query, grace=10)
-    return query
 
 
 def test_a_restart_from_a_local_checkpoint_goes_on_after_its_last_batch(
