@@ -43,7 +43,6 @@ from spark.transformations.cleaning import (
     REASON,
     RULE_QUARANTINED,
     RULE_ROWS,
-    quality_aggregates,
     quality_rows,
     split_quarantine,
 )
@@ -175,8 +174,8 @@ def _run(
                 raw[t]
                 .observe(malformed[t], F.count_if(F.col(CORRUPT).isNotNull()).alias("malformed"))
                 .filter(F.col(CORRUPT).isNull())
-                .drop(CORRUPT, SOURCE)
-                .observe(checked[t], *quality_aggregates(t))
+                .drop(CORRUPT, SOURCE),
+                checked[t],
             ).cache()
             for t in TABLES
         }

@@ -17,9 +17,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, partial
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     DataType,
@@ -220,17 +220,24 @@ _RULES: Final[Mapping[str, _Rules]] = {
 @cache
 def _quarantine_reason(key: str) -> Column:
     """Why a raw row can't be kept (its key is missing or not an integer), else null."""
-    raw = F.col(key)
+    return _reason_of(F.col(key), parse_integer(F.col(key)))
+
+
+def _reason_of(raw: Column, parsed: Column) -> Column:
+    """``_quarantine_reason`` of a raw key, given that key already parsed."""
     return F.when(raw.isNull() | raw.isin(*c.BLANKS), F.lit(REJECT_MISSING_IND)).when(
-        parse_integer(raw).isNull(), F.lit(REJECT_NON_INTEGER_IND)
+        parsed.isNull(), F.lit(REJECT_NON_INTEGER_IND)
     )
 
 
-def _standardise(table: Table) -> Transform:
-    """Drop quarantined rows, null the placeholders, parse the typed columns."""
+def _standardise(table: Table, observation: Observation | None = None) -> Transform:
+    """Drop quarantined rows, null the placeholders, parse the typed columns; with an
+    ``observation``, observe the quality figures (``quality_aggregates``) on the way."""
     rules = _RULES[table]
 
     def transform(df: DataFrame) -> DataFrame:
+        if observation is not None:
+            return _standardise_observed(df, table, observation)
         keep, key, parsed = _standard_columns(table)
         return (
             df.filter(keep)
@@ -240,6 +247,53 @@ def _standardise(table: Table) -> Transform:
         )
 
     return transform
+
+
+# Hidden columns of the observed path: every value parsed once, before the quality figures.
+_PARSED_KEY: Final = "_parsed_key"
+_REASON: Final = "_reason"
+
+
+def _parsed_name(name: str) -> str:
+    return f"_parsed_{name}"
+
+
+def _standardise_observed(df: DataFrame, table: Table, observation: Observation) -> DataFrame:
+    """``_standardise`` that also observes the quality figures, parsing each value once.
+
+    The quality figures count values that fail to parse, and cleaning parses them: the
+    key and the typed columns are parsed into hidden columns first, and both the figures
+    (``quality_aggregates`` over those columns) and the cleaned columns read them. On a
+    million rows, parsing twice was a third of cleaning's time (0.35-0.5 s per table).
+    """
+    rules = _RULES[table]
+    staged, reason, parsed, cleaned = _observed_columns(table)
+    return (
+        df.withColumns(staged)
+        .withColumn(_REASON, reason)
+        .observe(observation, *quality_aggregates(table, F.col(_REASON), parsed))
+        .filter(F.col(_REASON).isNull())
+        .withColumn(rules.key, F.col(_PARSED_KEY))
+        .transform(nullify_values(rules.null_values()))
+        .withColumns(cleaned)
+        .drop(_PARSED_KEY, _REASON, *(_parsed_name(name) for name in rules.parsers))
+    )
+
+
+@cache
+def _observed_columns(
+    table: Table,
+) -> tuple[dict[str, Column], Column, dict[str, Column], dict[str, Column]]:
+    """``_standardise_observed``'s parsed columns, reason, their names for the figures and
+    the cleaned typed columns (a placeholder, nulled by then, stays null)."""
+    rules = _RULES[table]
+    staged = {_PARSED_KEY: parse_integer(F.col(rules.key))}
+    staged |= {_parsed_name(name): parse(F.col(name)) for name, parse in rules.parsers.items()}
+    parsed = {name: F.col(_parsed_name(name)) for name in rules.parsers}
+    cleaned = {
+        name: F.when(F.col(name).isNotNull(), F.col(_parsed_name(name))) for name in rules.parsers
+    }
+    return staged, _reason_of(F.col(rules.key), F.col(_PARSED_KEY)), parsed, cleaned
 
 
 @cache
@@ -266,10 +320,10 @@ def _split_columns(table: Table) -> tuple[Column, Column, Column]:
     return reason, reason.isNull(), F.col(REASON).isNotNull()
 
 
-def clean_pin(df: DataFrame) -> DataFrame:
+def clean_pin(df: DataFrame, observation: Observation | None = None) -> DataFrame:
     """Raw pin records to the contract's pin table (rows with a bad index are left out)."""
     return (
-        df.transform(_standardise("pin"))
+        df.transform(_standardise("pin", observation))
         .withColumn("save_location", _save_location())
         .withColumnRenamed(PIN_KEY, IND)
         .transform(partial(_with_position, columns=c.PIN_CLEAN_COLUMNS))
@@ -277,20 +331,20 @@ def clean_pin(df: DataFrame) -> DataFrame:
     )
 
 
-def clean_geo(df: DataFrame) -> DataFrame:
+def clean_geo(df: DataFrame, observation: Observation | None = None) -> DataFrame:
     """Raw geo records to the contract's geo table (rows with a bad ind are left out)."""
     return (
-        df.transform(_standardise("geo"))
+        df.transform(_standardise("geo", observation))
         .withColumn("coordinates", _coordinates())
         .transform(partial(_with_position, columns=c.GEO_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
     )
 
 
-def clean_user(df: DataFrame) -> DataFrame:
+def clean_user(df: DataFrame, observation: Observation | None = None) -> DataFrame:
     """Raw user records to the contract's user table (rows with a bad ind are left out)."""
     return (
-        df.transform(_standardise("user"))
+        df.transform(_standardise("user", observation))
         .withColumn("user_name", _user_name())
         .transform(partial(_with_position, columns=c.USER_CLEAN_COLUMNS))
         .transform(dedupe_by_ind)
@@ -318,7 +372,14 @@ def _user_name() -> Column:
     )
 
 
-CLEANERS: Final[Mapping[str, Transform]] = {
+class Cleaner(Protocol):
+    """A table's cleaner: raw rows in, the contract's table out; with an ``observation``,
+    the table's quality figures (``quality_aggregates``) are observed while it cleans."""
+
+    def __call__(self, df: DataFrame, observation: Observation | None = None) -> DataFrame: ...
+
+
+CLEANERS: Final[Mapping[str, Cleaner]] = {
     "pin": clean_pin,
     "geo": clean_geo,
     "user": clean_user,
@@ -356,7 +417,9 @@ class QualityCheck:
     count: Column
 
 
-def quality_checks(table: Table) -> list[QualityCheck]:
+def quality_checks(
+    table: Table, reason: Column | None = None, parsed: Mapping[str, Column] | None = None
+) -> list[QualityCheck]:
     """The aggregates behind ``quality_rows``: every one a count over the raw rows.
 
     Rows: all input rows; quarantined rows per reason; rows with a usable ind (the duplicate
@@ -364,9 +427,14 @@ def quality_checks(table: Table) -> list[QualityCheck]:
     column, each sentinel and blank value nulled; per typed column, values that were not
     placeholders yet failed to parse. No distinct, no shuffle: the batch job computes them
     with ``DataFrame.observe`` while it cleans, in the same pass.
+
+    ``reason`` and ``parsed`` (per typed column) are the quarantine reason and the parsed
+    values when the caller has them as columns already; by default they are computed from
+    the raw columns.
     """
     rules = _RULES[table]
-    reason = _quarantine_reason(rules.key)
+    reason = _quarantine_reason(rules.key) if reason is None else reason
+    parsed = parsed or {}
     checks = [
         QualityCheck(None, RULE_ROWS, None, F.count(F.lit(1))),
         *(
@@ -388,14 +456,18 @@ def quality_checks(table: Table) -> list[QualityCheck]:
         )
     for name, parse in rules.parsers.items():
         raw = F.col(name)
-        failed = raw.isNotNull() & ~raw.isin(*null_values[name]) & parse(raw).isNull()
+        value = parsed[name] if name in parsed else parse(raw)
+        failed = raw.isNotNull() & ~raw.isin(*null_values[name]) & value.isNull()
         checks.append(QualityCheck(name, RULE_UNPARSEABLE, None, F.count_if(failed)))
     return checks
 
 
-def quality_aggregates(table: Table) -> list[Column]:
+def quality_aggregates(
+    table: Table, reason: Column | None = None, parsed: Mapping[str, Column] | None = None
+) -> list[Column]:
     """``quality_checks`` as named aggregate columns (``q0``, ``q1``…), for ``agg`` or ``observe``."""
-    return [check.count.alias(f"q{i}") for i, check in enumerate(quality_checks(table))]
+    checks = quality_checks(table, reason, parsed)
+    return [check.count.alias(f"q{i}") for i, check in enumerate(checks)]
 
 
 def quality_rows(

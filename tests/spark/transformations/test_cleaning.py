@@ -454,8 +454,63 @@ def test_rows_without_an_integer_ind_are_split_out_with_a_reason(spark: SparkSes
 def quality_report(raw_df: DataFrame, table: cl.Table) -> list[dict[str, object]]:
     """The quality rows as the batch job makes them: observed while the table is cleaned."""
     observed = Observation()
-    kept = cl.CLEANERS[table](raw_df.observe(observed, *cl.quality_aggregates(table))).count()
+    kept = cl.CLEANERS[table](raw_df, observed).count()
     return cl.quality_rows(table, observed.get, clean_rows=kept)
+
+
+BAD_KEYS = [None, "", " ", "abc", "1.5", "1e400"]
+
+
+def dirty_records(table: str) -> list[Record]:
+    """Every dirty value this module tries, one record each (own ind), plus bad keys and a
+    duplicate: for comparing two ways of cleaning the same input."""
+    values: list[tuple[str, str | None]] = {
+        "pin": [
+            *SENTINELS,
+            *(("save_location", text) for text, _ in SAVE_LOCATIONS),
+            *(("follower_count", text) for text, _ in FOLLOWER_COUNTS),
+            ("follower_count", ""),
+            ("follower_count", None),
+        ],
+        "geo": [
+            *(("timestamp", text) for text, _ in TIMESTAMPS),
+            *(("latitude", lat) for lat, _, _ in COORDINATES),
+            *(("longitude", lon) for _, lon, _ in COORDINATES),
+            ("country", ""),
+        ],
+        "user": [
+            *(("first_name", first) for first, _, _ in USER_NAMES),
+            *(("age", text) for text, _ in AGES),
+            *(("date_joined", text) for text, _ in TIMESTAMPS),
+            ("age", " "),
+        ],
+    }[table]
+    key = KEYS[table]
+    records: list[Record] = [{key: str(i), column: v} for i, (column, v) in enumerate(values, 2)]
+    records += [{key: bad} for bad in BAD_KEYS]
+    return [*records, {key: "2.0"}, {key: " 3 "}]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_observed_cleaning_matches_plain_cleaning_and_raw_quality(
+    spark: SparkSession, table: cl.Table
+) -> None:
+    """The batch job cleans and observes in one pass, parsing each value once: the same
+    rows as the plain cleaner, and the same figures as the aggregates over the raw rows."""
+    raw_df = raw(spark, table, *dirty_records(table))
+    observed, from_raw = Observation(), Observation()
+
+    plain = cl.CLEANERS[table](raw_df.observe(from_raw, *cl.quality_aggregates(table)))
+    checked = cl.CLEANERS[table](raw_df, observed)
+
+    assert_df_equality(checked, plain, ignore_row_order=True)
+    kept = plain.count()
+    expected = cl.quality_rows(table, from_raw.get, clean_rows=kept)
+    assert cl.quality_rows(table, observed.get, clean_rows=kept) == expected
+    figures = quality(expected)
+    assert figures[(KEYS[table], cl.RULE_QUARANTINED, cl.REJECT_MISSING_IND)] == 3
+    assert figures[("ind", cl.RULE_DUPLICATE, None)] == 2
+    assert any(rule == cl.RULE_UNPARSEABLE for _, rule, _ in figures)
 
 
 def quality(rows: list[dict[str, object]]) -> dict[tuple[object, object, object], object]:
