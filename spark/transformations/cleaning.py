@@ -265,6 +265,9 @@ def _standardise_observed(df: DataFrame, table: Table, observation: Observation)
     key and the typed columns are parsed into hidden columns first, and both the figures
     (``quality_aggregates`` over those columns) and the cleaned columns read them. On a
     million rows, parsing twice was a third of cleaning's time (0.35-0.5 s per table).
+    Without an observation the plain path stays: a streaming micro-batch of 30 rows costs
+    its plan, not its parsing, and the hidden columns' extra steps made it slower (clean
+    22 ms to 42 ms a table, measured with the same micro-benchmark).
     """
     rules = _RULES[table]
     staged, reason, parsed, cleaned = _observed_columns(table)
