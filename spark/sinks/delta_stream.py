@@ -38,7 +38,7 @@ from services.core.settings import Settings
 from spark.session import use_s3a
 from spark.sinks.tables import collect_arrow, read_warehouse_table, storage_options, table_uri
 from spark.sources.kinesis_source import KINESIS_SCHEMA
-from spark.transformations.cleaning import CLEANERS, IND, REASON
+from spark.transformations.cleaning import CLEANERS, IND, REASON, named_columns
 from spark.transformations.payloads import PAYLOAD, split_payloads
 
 if TYPE_CHECKING:
@@ -377,7 +377,7 @@ class DeltaStreamSink:
             quarantined.append(
                 bad.withColumns(
                     {"table": F.lit(table), "batch_id": F.lit(batch_id).cast("long")}
-                ).select(*QUARANTINE_COLUMNS)
+                ).select(*named_columns(*QUARANTINE_COLUMNS))
             )
         frames[QUARANTINE] = reduce(DataFrame.unionByName, quarantined)
         rows = self.writer.prepare(frames)

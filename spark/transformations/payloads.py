@@ -16,7 +16,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark.sources.loading import CORRUPT, with_corrupt_column
-from spark.transformations.cleaning import POSITION, REASON, Table, split_quarantine
+from spark.transformations.cleaning import (
+    POSITION,
+    REASON,
+    Table,
+    named_columns,
+    split_quarantine,
+)
 from spark.transformations.schemas import RAW_SCHEMAS
 
 PAYLOAD: Final = "payload"
@@ -58,7 +64,7 @@ def parse_records(records: DataFrame, table: Table) -> DataFrame:
         records.withColumn(PAYLOAD, payload)
         .withColumn(ROW, row)
         .withColumn(DECODE_REASON, reason)
-        .select(*records.columns, PAYLOAD, *fields, DECODE_REASON)
+        .select(*named_columns(*records.columns, PAYLOAD), *fields, *named_columns(DECODE_REASON))
     )
 
 
@@ -101,8 +107,8 @@ def split_payloads(records: DataFrame, table: Table) -> tuple[DataFrame, DataFra
     kept, quarantined = split_quarantine(parse_records(records, table), table)
     position, why = _split_columns()
     return (
-        kept.select(*RAW_SCHEMAS[table].fieldNames(), position),
-        quarantined.select(*records.columns, PAYLOAD, why),
+        kept.select(*named_columns(*RAW_SCHEMAS[table].fieldNames()), position),
+        quarantined.select(*named_columns(*records.columns, PAYLOAD), why),
     )
 
 

@@ -272,3 +272,44 @@ def test_a_failed_compaction_leaves_the_batch_written(
     assert [o.merged["pin"] for o in outcomes] == [1, 1, 1]
     assert [r["ind"] for r in delta_rows(settings, settings.delta_tables["pin"])] == [1, 2, 3]
     assert "failed, tried again later: a concurrent writer" in caplog.text
+
+
+def test_a_micro_batch_builds_no_column_by_name_after_the_first(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Column built by name costs three round trips to the JVM, and a micro-batch selects
+    about 140 names: the sink's plans reuse the Columns the first batch built."""
+    import pyspark.sql.classic.column as classic_column
+    import pyspark.sql.functions.builtin as builtin
+
+    settings = Settings(user_id="sinkcols", warehouse_uri=str(tmp_path / "warehouse"))
+    sink = DeltaStreamSink(settings, DeltaRsWriter(settings), "app")
+    batches = []
+    for ind in (1, 2):
+        batch = Batch(settings)
+        for table, row in ROWS.items():
+            batch.add(table, as_object(row(ind)))
+        batch.add("pin", b"{not json")
+        batches.append(batch.frame(spark))
+    sink(batches[0], 0)
+
+    by_name: list[str] = []
+    create, jvm_function = classic_column._create_column_from_name, builtin._get_jvm_function
+
+    def counted_create(name: str) -> Any:
+        by_name.append(name)
+        return create(name)
+
+    def counted_function(name: str, sc: Any) -> Any:
+        if name in ("col", "column"):
+            by_name.append(name)
+        return jvm_function(name, sc)
+
+    monkeypatch.setattr(classic_column, "_create_column_from_name", counted_create)
+    monkeypatch.setattr(builtin, "_get_jvm_function", counted_function)
+    sink(batches[1], 1)
+    monkeypatch.undo()
+    assert by_name == []
+    for table in TABLES:
+        assert [r["ind"] for r in delta_rows(settings, settings.delta_tables[table])] == [1, 2]
+    assert len(delta_rows(settings, settings.quarantine_table)) == 2
