@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +36,13 @@ from pyspark.sql import functions as F
 from services.core.errors import ConfigError
 from services.core.settings import Settings
 from spark.session import use_s3a
-from spark.sinks.tables import collect_arrow, read_warehouse_table, storage_options, table_uri
+from spark.sinks.tables import (
+    ArrowUnion,
+    collect_arrow,
+    read_warehouse_table,
+    storage_options,
+    table_uri,
+)
 from spark.sources.kinesis_source import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS, IND, REASON, named_columns
 from spark.transformations.payloads import PAYLOAD, split_payloads
@@ -70,6 +76,10 @@ COMPACT_AT_FILES: Final = 64
 class TableWriter(Protocol):
     """Writes one micro-batch's rows to a table, once per ``(app_id, batch_id)``."""
 
+    # True when ``prepare`` collects the frames to Arrow with ``collect_arrow``: the sink
+    # may then collect them itself from a plan it built once (``PlanTemplate``).
+    collects_arrow: ClassVar[bool]
+
     def prepare(self, frames: Mapping[str, DataFrame]) -> Mapping[str, DataFrame | pa.Table]:
         """The rows ``write`` is given for each frame: collected, or the frames themselves."""
 
@@ -92,6 +102,8 @@ class DeltaRsWriter:
     not read from its log again every micro-batch. A merged table is compacted after the
     write that takes it to ``compact_at`` files, so a long run's MERGE doesn't slow down.
     """
+
+    collects_arrow: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, compact_at: int = COMPACT_AT_FILES) -> None:
         self.storage = storage_options(settings) or None
@@ -195,6 +207,7 @@ class SparkDeltaWriter:
     settings, so the tables of a micro-batch are written one at a time.
     """
 
+    collects_arrow: ClassVar[bool] = False
     APP_ID_CONF: Final = "spark.databricks.delta.write.txnAppId"
     VERSION_CONF: Final = "spark.databricks.delta.write.txnVersion"
 
@@ -267,6 +280,98 @@ class SparkDeltaWriter:
         return int(self.spark.read.format("delta").load(uri).count())
 
 
+class PlanTemplate:
+    """A micro-batch's plans built once, each batch's records put in the place of the first's.
+
+    Building the plans costs a micro-batch more than running them: each DataFrame step is
+    a round trip to the JVM and an analysis of the plan so far. So the union that
+    ``collect_arrow`` collects is built once, over one small ``LocalRelation`` per stream,
+    and each batch replaces those leaves in the JVM with relations of its own records and
+    the same output attributes (``transformUp`` with a map from old leaf to new, a Scala
+    ``Map`` being a ``PartialFunction``), so every reference above them still resolves.
+    The analyser may have copied a leaf (``newInstance``, new attribute ids): every leaf
+    holding a stream's marker rows is replaced. What can't vary in a plan built once, the
+    quarantine's ``batch_id``, is added to its Arrow rows afterwards.
+
+    It uses Catalyst's classes through py4j, not a public API: ``build`` returns None when
+    they aren't there, and ``collect`` returns None for a batch it can't take (a stream's
+    records not a ``LocalRelation``), so the sink builds that batch's plans as before.
+    """
+
+    def __init__(self, spark: SparkSession, union: ArrowUnion, leaves: dict[str, list[Any]]):
+        self.spark = spark
+        self.union = union
+        self.leaves = leaves
+        jvm = spark._jvm
+        assert jvm is not None
+        self._plan = union.union._jdf.queryExecution().analyzed()
+        self._relation = jvm.org.apache.spark.sql.catalyst.plans.logical.LocalRelation
+        self._dataset = jvm.org.apache.spark.sql.classic.Dataset
+        self._to_scala_map = jvm.PythonUtils.toScalaMap
+        self._hash_map = jvm.java.util.HashMap
+
+    @classmethod
+    def build(
+        cls,
+        spark: SparkSession,
+        streams: Mapping[str, str],
+        frames_of: Callable[[Mapping[str, DataFrame]], dict[str, DataFrame]],
+    ) -> PlanTemplate | None:
+        """The template of ``frames_of``'s frames, or None where Spark's classes differ."""
+        from py4j.protocol import Py4JError
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        schema = to_arrow_schema(KINESIS_SCHEMA)
+        try:
+            # Arrow records, as the batches' are: Spark makes a LocalRelation of them.
+            parts = {
+                table: spark.createDataFrame(
+                    pa.Table.from_pylist([{"stream": stream}], schema=schema), KINESIS_SCHEMA
+                )
+                for table, stream in streams.items()
+            }
+            markers = {table: _relation_data(part) for table, part in parts.items()}
+            if any(data is None for data in markers.values()):
+                return None
+            union = ArrowUnion(frames_of(parts))
+            found = union.union._jdf.queryExecution().analyzed().collectLeaves()
+            leaves: dict[str, list[Any]] = {table: [] for table in parts}
+            for i in range(found.size()):
+                leaf = found.apply(i)
+                for table, data in markers.items():
+                    if leaf.getClass().getSimpleName() == "LocalRelation" and leaf.data().equals(
+                        data
+                    ):
+                        leaves[table].append(leaf)
+            if not all(leaves.values()):
+                return None
+            return cls(spark, union, leaves)
+        except (Py4JError, AttributeError) as err:
+            log.warning("micro-batch plans are built every batch: no plan template (%s)", err)
+            return None
+
+    def collect(self, parts: Mapping[str, DataFrame]) -> dict[str, pa.Table] | None:
+        """The frames of ``parts``' records, collected; None if a part isn't a local relation."""
+        swap = self._hash_map()
+        for table, part in parts.items():
+            data = _relation_data(part)
+            if data is None:
+                return None
+            for leaf in self.leaves[table]:
+                swap.put(leaf, self._relation(leaf.output(), data, False, leaf.stream()))
+        from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
+
+        plan = self._plan.transformUp(self._to_scala_map(swap))
+        jdf = self._dataset.ofRows(self.spark._jsparkSession, plan)
+        return self.union.collect(ClassicDataFrame(jdf, self.spark))
+
+
+def _relation_data(df: DataFrame) -> Any | None:
+    """The rows of a DataFrame that is a ``LocalRelation`` (a JVM ``Seq``), else None."""
+    plan = df._jdf.queryExecution().analyzed()
+    return plan.data() if plan.getClass().getSimpleName() == "LocalRelation" else None
+
+
 def table_writer(settings: Settings, spark: SparkSession) -> TableWriter:
     """The writer the settings name; Parquet can't merge or record transactions."""
     if settings.table_writer == "delta-rs":
@@ -306,6 +411,7 @@ class DeltaStreamSink:
         self.fallback_app_id = fallback_app_id
         self.on_batch = on_batch
         self._rows: dict[str, int] | None = None
+        self._template: PlanTemplate | Literal[False] | None = None  # False: none to be had
 
     def table_rows(self) -> dict[str, int]:
         """Rows each table holds, the quarantine included.
@@ -366,21 +472,22 @@ class DeltaStreamSink:
     ) -> None:
         """Quarantine what can't be cleaned, merge the rest: every table once per batch."""
         batch_id = outcome.batch_id
-        frames: dict[str, DataFrame] = {}
-        quarantined: list[DataFrame] = []
-        for table, stream in self.streams.items():
-            part = spark.createDataFrame(
+        parts = {
+            table: spark.createDataFrame(
                 records.filter(pc.equal(records.column("stream"), stream)), KINESIS_SCHEMA
             )
-            kept, bad = split_payloads(part, table)  # type: ignore[arg-type]
-            frames[table] = CLEANERS[table](kept)
-            quarantined.append(
-                bad.withColumns(
-                    {"table": F.lit(table), "batch_id": F.lit(batch_id).cast("long")}
-                ).select(*named_columns(*QUARANTINE_COLUMNS))
+            for table, stream in self.streams.items()
+        }
+        collected = self._from_template(spark, parts, batch_id)
+        rows: Mapping[str, DataFrame | pa.Table]
+        if collected is not None:
+            rows = collected
+        else:
+            frames = self.frames(parts)
+            frames[QUARANTINE] = frames[QUARANTINE].withColumn(
+                "batch_id", F.lit(batch_id).cast("long")
             )
-        frames[QUARANTINE] = reduce(DataFrame.unionByName, quarantined)
-        rows = self.writer.prepare(frames)
+            rows = self.writer.prepare(frames)
         uris = {**self.uris, QUARANTINE: self.quarantine_uri}
 
         def write(table: str) -> int | None:
@@ -389,9 +496,45 @@ class DeltaStreamSink:
 
         # The tables are independent (each commit carries its own transaction): side by
         # side, one table's commit overlaps another's.
-        with ThreadPoolExecutor(max_workers=len(frames)) as pool:
-            for table, written in zip(frames, pool.map(write, frames), strict=True):
+        with ThreadPoolExecutor(max_workers=len(rows)) as pool:
+            for table, written in zip(rows, pool.map(write, rows), strict=True):
                 self._note(outcome, table, written)
+
+    @staticmethod
+    def frames(parts: Mapping[str, DataFrame]) -> dict[str, DataFrame]:
+        """Each table's cleaned rows, and the quarantine (all but its ``batch_id``)."""
+        frames: dict[str, DataFrame] = {}
+        quarantined: list[DataFrame] = []
+        for table, part in parts.items():
+            kept, bad = split_payloads(part, table)  # type: ignore[arg-type]
+            frames[table] = CLEANERS[table](kept)
+            quarantined.append(
+                bad.withColumn("table", F.lit(table)).select(
+                    *named_columns(*QUARANTINE_COLUMNS[:-1])
+                )
+            )
+        frames[QUARANTINE] = reduce(DataFrame.unionByName, quarantined)
+        return frames
+
+    def _from_template(
+        self, spark: SparkSession, parts: Mapping[str, DataFrame], batch_id: int
+    ) -> dict[str, pa.Table] | None:
+        """The batch's rows from the plan built once, when the writer takes Arrow."""
+        if not self.writer.collects_arrow:
+            return None
+        if self._template is None:
+            self._template = PlanTemplate.build(spark, self.streams, self.frames) or False
+        if self._template is False:
+            return None
+        rows = self._template.collect(parts)
+        if rows is None:
+            return None
+        quarantine = rows[QUARANTINE]
+        rows[QUARANTINE] = quarantine.append_column(
+            pa.field("batch_id", pa.int64(), nullable=False),
+            pa.array([batch_id] * quarantine.num_rows, pa.int64()),
+        )
+        return rows
 
     @staticmethod
     def _note(outcome: BatchOutcome, table: str, written: int | None) -> None:

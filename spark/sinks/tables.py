@@ -26,40 +26,58 @@ def collect_arrow(frames: Mapping[str, DataFrame]) -> dict[str, pa.Table]:
     A small frame's job costs more in scheduling than in work, which is what this saves.
     Each frame comes back as ``toArrow`` would give it: its rows in order, its schema.
     """
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    names = list(frames)
-    if len(names) < 2:
+    if len(frames) < 2:
         return {name: df.toArrow() for name, df in frames.items()}
-    columns = {
-        name: [f"_{i}_{c}" for c in df.columns] for i, (name, df) in enumerate(frames.items())
-    }
-    # Renamed in one call (toDF), not column by column: each Column is a round trip.
-    tagged = [
-        df.toDF(*columns[name]).withColumn(_FRAME, F.lit(i))
-        for i, (name, df) in enumerate(frames.items())
-    ]
-    union = tagged[0]
-    for df in tagged[1:]:
-        union = union.unionByName(df, allowMissingColumns=True)
-    rows = union.toArrow()
-    # A union's partitions are its inputs' in order, and a collect keeps partition order:
-    # each frame's rows are one run of its tag.
-    tags = rows.column(_FRAME).to_numpy()
-    if len(tags) > 1 and (tags[1:] < tags[:-1]).any():
-        raise AssertionError("a union's rows came back out of their frames' order")
-    starts = tags.searchsorted(range(len(names) + 1))
-    large = frames[names[0]].sparkSession.conf.get("spark.sql.execution.arrow.useLargeVarTypes")
-    collected: dict[str, pa.Table] = {}
-    for i, (name, df) in enumerate(frames.items()):
-        schema = to_arrow_schema(
-            df.schema,
-            error_on_duplicated_field_names_in_struct=True,
-            prefers_large_types=large == "true",
-        )
-        part = rows.slice(starts[i], starts[i + 1] - starts[i]).select(columns[name])
-        collected[name] = part.rename_columns(df.columns).cast(schema)
-    return collected
+    return ArrowUnion(frames).collect()
+
+
+class ArrowUnion:
+    """``collect_arrow``'s union of some frames, and how its rows split back into theirs.
+
+    ``collect`` can be given another DataFrame with the union's plan (its leaves' data
+    replaced), so that a plan built once collects again without being built again.
+    """
+
+    def __init__(self, frames: Mapping[str, DataFrame]) -> None:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        self.names = {name: df.columns for name, df in frames.items()}
+        self.columns = {
+            name: [f"_{i}_{c}" for c in columns]
+            for i, (name, columns) in enumerate(self.names.items())
+        }
+        # Renamed in one call (toDF), not column by column: each Column is a round trip.
+        tagged = [
+            df.toDF(*self.columns[name]).withColumn(_FRAME, F.lit(i))
+            for i, (name, df) in enumerate(frames.items())
+        ]
+        union = tagged[0]
+        for df in tagged[1:]:
+            union = union.unionByName(df, allowMissingColumns=True)
+        self.union = union
+        large = union.sparkSession.conf.get("spark.sql.execution.arrow.useLargeVarTypes")
+        self.schemas = {
+            name: to_arrow_schema(
+                df.schema,
+                error_on_duplicated_field_names_in_struct=True,
+                prefers_large_types=large == "true",
+            )
+            for name, df in frames.items()
+        }
+
+    def collect(self, union: DataFrame | None = None) -> dict[str, pa.Table]:
+        rows = (self.union if union is None else union).toArrow()
+        # A union's partitions are its inputs' in order, and a collect keeps partition order:
+        # each frame's rows are one run of its tag.
+        tags = rows.column(_FRAME).to_numpy()
+        if len(tags) > 1 and (tags[1:] < tags[:-1]).any():
+            raise AssertionError("a union's rows came back out of their frames' order")
+        starts = tags.searchsorted(range(len(self.names) + 1))
+        collected: dict[str, pa.Table] = {}
+        for i, name in enumerate(self.names):
+            part = rows.slice(starts[i], starts[i + 1] - starts[i]).select(self.columns[name])
+            collected[name] = part.rename_columns(self.names[name]).cast(self.schemas[name])
+        return collected
 
 
 def table_uri(settings: Settings, name: str) -> str:

@@ -9,13 +9,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from services.core.settings import TABLES, Settings
-from spark.sinks.delta_stream import DeltaRsWriter, DeltaStreamSink, TableWriter, table_writer
-from spark.sinks.tables import table_uri
+from spark.sinks.delta_stream import (
+    QUARANTINE,
+    QUARANTINE_COLUMNS,
+    DeltaRsWriter,
+    DeltaStreamSink,
+    PlanTemplate,
+    TableWriter,
+    table_writer,
+)
+from spark.sinks.tables import collect_arrow, table_uri
 from spark.sources.kinesis_source import KINESIS_SCHEMA
 from spark.transformations.cleaning import CLEANERS
 from spark.transformations.payloads import REJECT_MALFORMED, REJECT_NOT_BASE64
@@ -147,6 +156,8 @@ def test_both_data_forms_clean_alike_and_bad_records_are_quarantined(
 
 class CrashAfterPin:
     """A writer that commits the pin table and dies before any other, like a kill mid-batch."""
+
+    collects_arrow = False  # the sink builds each batch's plans (no plan template)
 
     def __init__(self, writer: TableWriter) -> None:
         self.writer = writer
@@ -313,3 +324,47 @@ def test_a_micro_batch_builds_no_column_by_name_after_the_first(
     for table in TABLES:
         assert [r["ind"] for r in delta_rows(settings, settings.delta_tables[table])] == [1, 2]
     assert len(delta_rows(settings, settings.quarantine_table)) == 2
+
+
+def test_the_plan_built_once_gives_what_each_batch_built_again_gives(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The template's substituted plan and the plans built for the batch itself agree on
+    every table, schema included, batch after batch: dirty and bad records, duplicates
+    within a batch, and a stream with no records."""
+    from pyspark.sql import functions as F
+
+    settings = Settings(user_id="sinktpl", warehouse_uri=str(tmp_path / "warehouse"))
+    sink = DeltaStreamSink(settings, DeltaRsWriter(settings), "app")
+    batches = []
+    for n in range(3):
+        batch = Batch(settings)
+        for table, make in ROWS.items():
+            if n == 2 and table == "geo":
+                continue  # no geo records in this batch
+            batch.add(table, as_object(make(10 * n + 1)))
+            batch.add(table, as_base64(make(10 * n + 2)))
+            batch.add(table, as_object(make(10 * n + 1)))  # the same ind again
+        batch.add("pin", as_base64(pin(10 * n + 3, follower_count="12k", index="x")))
+        batch.add("user", b"not json")
+        batch.add("geo", b'"not base64!"')
+        batches.append(batch.frame(spark).toArrow())
+
+    for batch_id, records in enumerate(batches):
+        parts = {
+            table: spark.createDataFrame(
+                records.filter(pc.equal(records.column("stream"), stream)), KINESIS_SCHEMA
+            )
+            for table, stream in settings.streams.items()
+        }
+        got = sink._from_template(spark, parts, batch_id)
+        assert isinstance(sink._template, PlanTemplate) and got is not None
+        frames = sink.frames(parts)
+        frames[QUARANTINE] = frames[QUARANTINE].withColumn("batch_id", F.lit(batch_id).cast("long"))
+        want = collect_arrow(frames)
+        assert list(got) == list(want)
+        for table in want:
+            assert got[table].equals(want[table]), table
+        assert got[QUARANTINE].column_names == list(QUARANTINE_COLUMNS)
+        assert got[QUARANTINE].num_rows == 3 and got["pin"].num_rows == 2
+        assert got["geo"].num_rows == (0 if batch_id == 2 else 2)
