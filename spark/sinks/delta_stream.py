@@ -345,7 +345,11 @@ class PlanTemplate:
                         leaves[table].append(leaf)
             if not all(leaves.values()):
                 return None
-            return cls(spark, union, leaves)
+            template = cls(spark, union, leaves)
+            # Once on the markers, so that a Catalyst call a batch makes fails here, not
+            # in every batch.
+            template.collect(parts)
+            return template
         except (Py4JError, AttributeError) as err:
             log.warning("micro-batch plans are built every batch: no plan template (%s)", err)
             return None
